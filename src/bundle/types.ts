@@ -1,0 +1,70 @@
+import type { RejectionCode } from './codes.js';
+import type { Manifest, ManifestArtifact } from '../manifest/types.js';
+import type { SignerReport, TrustAnchors } from '../trust/types.js';
+
+/** Everything the verifier judges against. Time and trust come in; nothing is read from the outside. */
+export interface VerifyContext {
+  readonly trust: TrustAnchors;
+  /** Verification time (device clock, or the latest trustworthy time if later). */
+  readonly at: Date;
+  /** Device hardware model; undefined = hardware check skipped (and reported so). */
+  readonly hardware?: string | undefined;
+  /** Recorded anti-rollback floor; 0 when none. */
+  readonly securityFloor: number;
+}
+
+/**
+ * Where artifact bytes go while they stream. Verification alone passes no
+ * sink; install passes one that writes into the inactive slot. The verifier
+ * calls begin() only after manifest, signatures, expiry, hardware and
+ * rollback have all been accepted, and for each artifact in manifest order.
+ * A writer is always ended with exactly one of finish() (size and digest
+ * matched) or abort() (anything else).
+ */
+export interface ArtifactSink {
+  begin(artifact: ManifestArtifact, manifest: Manifest): Promise<ArtifactWriter>;
+}
+export interface ArtifactWriter {
+  write(chunk: Buffer): Promise<void>;
+  finish(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+export interface ManifestSummary {
+  readonly sha256: string;
+  readonly product: string;
+  readonly version: string;
+  readonly securityVersion: number;
+  readonly hardware: readonly string[];
+  readonly released: string;
+  readonly expires: string;
+}
+
+export interface ArtifactReport {
+  readonly name: string;
+  readonly role: string;
+  readonly size: number;
+  readonly sha256: string;
+  /** 'ok' when size and digest matched; otherwise the code that stopped it, or 'not-reached'. */
+  readonly outcome: 'ok' | 'not-reached' | RejectionCode;
+}
+
+export interface VerifyReport {
+  readonly ok: boolean;
+  readonly code: RejectionCode | null;
+  readonly reason: string;
+  /** null when the manifest itself could not be read. */
+  readonly manifest: ManifestSummary | null;
+  readonly signers: readonly SignerReport[];
+  readonly provenance: { readonly sourceRepository: string; readonly sourceCommit: string; readonly builder: string } | null;
+  readonly artifacts: readonly ArtifactReport[];
+  /** 'skipped' when no hardware model was given. */
+  readonly hardwareCheck: 'matched' | 'skipped' | 'mismatch' | 'not-reached';
+  readonly at: string;
+  readonly securityFloor: number;
+  /** Present when ok: the parsed manifest and its exact bytes (for install and telemetry). */
+  readonly manifestObject?: Manifest;
+  readonly manifestBytes?: Buffer;
+  /** Present when ok and the bundle carried a `trust` artifact that met both thresholds. */
+  readonly newTrustPolicy?: Buffer;
+}
