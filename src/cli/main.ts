@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { processIO } from './run.js';
+import { readFileSync } from 'node:fs';
+
+// Each command lives in its own file and exports register(program, io).
+// Add new commands here, one import and one call each.
+const commandModules: Array<() => Promise<{ register: (program: Command, io: typeof processIO) => void }>> = [
+];
+
+async function main(argv: string[]): Promise<void> {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const program = new Command('glassbox')
+    .description('Signed firmware, provenance telemetry and no-hidden-egress attestation for HSS recorders')
+    .version(pkg.version)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  for (const load of commandModules) (await load()).register(program, processIO);
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with exit code 0; usage errors with 2.
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    throw err;
+  }
+}
+
+await main(process.argv);
