@@ -10,7 +10,7 @@ import { open, rename, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { Header, Pack, Parser, ReadEntry } from 'tar';
+import { Header, Pack, ReadEntry } from 'tar';
 import { IoError } from '../errors.js';
 
 /** File mode of every bundle entry. */
@@ -152,76 +152,5 @@ async function fsyncDir(dir: string): Promise<void> {
     // Some file systems refuse fsync on directories; the rename itself is still atomic.
   } finally {
     await fh.close();
-  }
-}
-
-/** One entry of an archive being read: metadata plus its body as a stream. */
-export interface TarInEntry {
-  readonly path: string;
-  readonly type: string;
-  readonly size: number;
-  /** The body; must be consumed (or `skip()`ed) before the next entry arrives. */
-  readonly body: AsyncIterable<Buffer>;
-  skip(): void;
-}
-
-/**
- * Reads a tar file as a stream of entries, in archive order, with node-tar's
- * Parser in strict mode: checksum errors, truncation and entries node-tar
- * would ignore (unknown types, GNU sparse files, oversized pax records) are
- * thrown as errors. Only as much of the file is read as the consumer takes.
- */
-export async function* readTarEntries(path: string): AsyncGenerator<TarInEntry> {
-  const parser = new Parser({ strict: true });
-  const queue: TarInEntry[] = [];
-  let failure: Error | undefined;
-  let ended = false;
-  let wake: (() => void) | undefined;
-  const notify = (): void => {
-    const w = wake;
-    wake = undefined;
-    w?.();
-  };
-  parser.on('entry', (entry: ReadEntry) => {
-    queue.push({
-      path: entry.path,
-      type: entry.type,
-      size: entry.size,
-      body: entry as unknown as AsyncIterable<Buffer>,
-      skip: () => void entry.resume(),
-    });
-    notify();
-  });
-  parser.on('ignoredEntry', (entry: ReadEntry) => {
-    failure ??= new Error(`entry ${JSON.stringify(entry.path)} of type ${entry.type} is not a regular file`);
-    notify();
-  });
-  parser.on('error', (err: Error) => {
-    failure ??= err;
-    notify();
-  });
-  parser.on('end', () => {
-    ended = true;
-    notify();
-  });
-  const input = createReadStream(path, { highWaterMark: 64 * 1024 });
-  input.on('error', (err) => {
-    failure ??= err;
-    notify();
-  });
-  input.pipe(parser as unknown as NodeJS.WritableStream);
-  try {
-    for (;;) {
-      if (failure) throw failure;
-      const next = queue.shift();
-      if (next) {
-        yield next;
-        continue;
-      }
-      if (ended) return;
-      await new Promise<void>((resolve) => (wake = resolve));
-    }
-  } finally {
-    input.destroy();
   }
 }

@@ -7,26 +7,30 @@
  *
  * Output is deterministic: the same manifest, signatures and artifact bytes
  * give the same bundle bytes (ustar headers, uid/gid 0, mode 0644, no owner
- * names, every mtime = the manifest's `released`). Artifacts are streamed,
- * never held in memory, and hashed as they pass: a bundle whose artifacts
- * do not match its manifest is never produced. Files are written through a
- * temporary file and renamed, so a failure never leaves a half bundle.
+ * names, every mtime = the manifest's `released`). So signing one signer at
+ * a time gives exactly the bundle that writing all signatures at once would.
+ * Artifacts are streamed, never held in memory, and hashed as they pass: a
+ * bundle whose artifacts disagree with its manifest is never produced.
+ * Files are written through a temporary file and renamed, so a failure
+ * never leaves a half bundle and never touches the input.
+ *
+ * Reading (addSignature) uses the verifier's strict tar reader and layout
+ * rules, so the writer refuses exactly what a recorder would refuse.
  */
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { X509Certificate } from 'node:crypto';
 import { GlassboxError, IoError } from '../errors.js';
 import { BundleRejected } from './codes.js';
-import type { ManifestArtifact } from '../manifest/types.js';
-import { MANIFEST_MAX_BYTES } from '../manifest/types.js';
-import { TarFileWriter, fileChunks, readTarEntries, writeAtomically, type TarInEntry } from './writer-tar.js';
+import type { Manifest, ManifestArtifact } from '../manifest/types.js';
+import { parseManifest } from '../manifest/parse.js';
+import { spkiSha256 } from '../trust/fingerprint.js';
+import { BundleLayout, CHAIN_PEM_MAX_BYTES, MAX_SIGNERS, SIGNATURE_MAX_BYTES, type EntryHeader, type Rejection } from './layout.js';
+import { readTar, type TarEvent } from './reader.js';
+import { STREAM_CHUNK, TarFileWriter, fileChunks, writeAtomically } from './writer-tar.js';
 
-/** Section 1: no more than 16 signers. */
-export const MAX_SIGNERS = 16;
-/** Upper bounds on what the writer accepts for one signature / chain entry. */
-export const MAX_SIGNATURE_BYTES = 64 * 1024;
-export const MAX_CHAIN_BYTES = 256 * 1024;
-
-const ARTIFACT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export { MAX_SIGNERS };
 
 export interface BundleSignature {
   /** Raw signature over the exact manifest bytes (DER for ECDSA). */
@@ -50,6 +54,7 @@ export interface WriteBundleInput {
 
 export interface WriteBundleResult {
   readonly path: string;
+  /** Size of the bundle file. */
   readonly bytes: number;
   readonly signatures: number;
   readonly artifacts: number;
@@ -57,57 +62,31 @@ export interface WriteBundleResult {
   readonly manifestSha256: string;
 }
 
-/** What addSignature needs from a signer: the pki Signer interface satisfies it. */
+export interface AddSignatureResult extends WriteBundleResult {
+  /** 1-based number of the pair just added (signatures/<index>.sig). */
+  readonly index: number;
+  /** sha256 hex of the new signer's SubjectPublicKeyInfo DER. */
+  readonly spkiSha256: string;
+  /** Leaf subject of the new signer. */
+  readonly subject: string;
+}
+
+/** What addSignature needs of a signer; src/pki/signer.ts's Signer satisfies it. */
 export interface BundleSigner {
-  /** PEM chain, leaf first, then intermediates. */
+  /** PEM chain, leaf first, then intermediates (never the root). */
   readonly chainPem: string;
+  /** Signs `data` the way `openssl dgst -sign` would (DER ECDSA, raw RSA). */
   sign(data: Buffer): Promise<Buffer>;
 }
 
-/** The writer refused to produce a bundle for a reason other than the input bundle's own faults. Exit 1. */
+export type WriteRefusalCode = 'ALREADY_SIGNED' | 'TOO_MANY_SIGNERS' | 'SIGNER_CHAIN';
+
+/** The writer refused for a reason other than a fault of the input bundle. Exit 1. */
 export class BundleWriteRefused extends GlassboxError {
-  constructor(code: 'ALREADY_SIGNED' | 'TOO_MANY_SIGNERS' | 'SIGNER_CHAIN', message: string, options: { cause?: unknown } = {}) {
+  declare readonly code: WriteRefusalCode;
+  constructor(code: WriteRefusalCode, message: string, options: { cause?: unknown } = {}) {
     super(code, message, { ...options, exitCode: 1 });
   }
-}
-
-/** The parts of the manifest the writer itself relies on. */
-interface ManifestLayout {
-  readonly released: Date;
-  readonly artifacts: readonly ManifestArtifact[];
-}
-
-function readLayout(manifestBytes: Buffer): ManifestLayout {
-  if (manifestBytes.length > MANIFEST_MAX_BYTES) {
-    throw new BundleRejected('MANIFEST_INVALID', `manifest.json is ${manifestBytes.length} bytes, over the 1 MiB limit`);
-  }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(manifestBytes.toString('utf8'));
-  } catch (err) {
-    throw new BundleRejected('MANIFEST_INVALID', `manifest.json is not JSON: ${(err as Error).message}`, { cause: err });
-  }
-  const m = parsed as { released?: unknown; artifacts?: unknown };
-  const released = typeof m.released === 'string' ? new Date(m.released) : new Date(NaN);
-  if (Number.isNaN(released.getTime())) {
-    throw new BundleRejected('MANIFEST_INVALID', 'manifest.json has no valid `released` timestamp');
-  }
-  if (!Array.isArray(m.artifacts) || m.artifacts.length === 0) {
-    throw new BundleRejected('MANIFEST_INVALID', 'manifest.json has no `artifacts` list');
-  }
-  const artifacts = m.artifacts as ManifestArtifact[];
-  const seen = new Set<string>();
-  for (const [i, a] of artifacts.entries()) {
-    if (typeof a?.name !== 'string' || !ARTIFACT_NAME.test(a.name)) {
-      throw new BundleRejected('MANIFEST_INVALID', `manifest artifact #${i + 1} has an invalid name ${JSON.stringify(a?.name)}`);
-    }
-    if (seen.has(a.name)) throw new BundleRejected('MANIFEST_INVALID', `manifest lists artifact ${a.name} twice`);
-    seen.add(a.name);
-    if (!Number.isSafeInteger(a.size) || a.size < 0 || typeof a.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(a.sha256)) {
-      throw new BundleRejected('MANIFEST_INVALID', `manifest artifact ${a.name} has an invalid size or sha256`);
-    }
-  }
-  return { released, artifacts };
 }
 
 function checkSignatures(signatures: readonly BundleSignature[]): void {
@@ -115,46 +94,62 @@ function checkSignatures(signatures: readonly BundleSignature[]): void {
     throw new BundleWriteRefused('TOO_MANY_SIGNERS', `${signatures.length} signatures given; a bundle holds at most ${MAX_SIGNERS}`);
   }
   for (const [i, s] of signatures.entries()) {
-    if (s.sig.length === 0 || s.sig.length > MAX_SIGNATURE_BYTES) {
-      throw new BundleRejected('BUNDLE_FORMAT', `signature ${i + 1} is ${s.sig.length} bytes (expected 1..${MAX_SIGNATURE_BYTES})`);
+    if (s.sig.length === 0 || s.sig.length > SIGNATURE_MAX_BYTES) {
+      throw new BundleRejected('BUNDLE_FORMAT', `signature ${i + 1} is ${s.sig.length} bytes (expected 1..${SIGNATURE_MAX_BYTES})`);
     }
     const chainLength = Buffer.byteLength(s.chainPem);
-    if (chainLength === 0 || chainLength > MAX_CHAIN_BYTES) {
-      throw new BundleRejected('BUNDLE_FORMAT', `certificate chain ${i + 1} is ${chainLength} bytes (expected 1..${MAX_CHAIN_BYTES})`);
+    if (chainLength === 0 || chainLength > CHAIN_PEM_MAX_BYTES) {
+      throw new BundleRejected('BUNDLE_FORMAT', `certificate chain ${i + 1} is ${chainLength} bytes (expected 1..${CHAIN_PEM_MAX_BYTES})`);
     }
   }
 }
 
-/** Raises the rejection for an artifact whose bytes disagree with the manifest. */
 function checkDigest(artifact: ManifestArtifact, digest: string): void {
   if (digest !== artifact.sha256) {
     throw new BundleRejected('ARTIFACT_DIGEST', `artifact ${artifact.name}: sha256 ${digest} differs from the manifest's ${artifact.sha256}`);
   }
 }
 
+function sha256Hex(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** The `released` instant, which becomes every entry's mtime. */
+function releasedOf(manifest: Manifest): Date {
+  return new Date(manifest.released);
+}
+
+async function writeHead(tar: TarFileWriter, manifestBytes: Buffer, signatures: readonly BundleSignature[]): Promise<void> {
+  await tar.addBuffer('manifest.json', manifestBytes);
+  for (const [i, s] of signatures.entries()) {
+    await tar.addBuffer(`signatures/${i + 1}.sig`, s.sig);
+    await tar.addBuffer(`signatures/${i + 1}.pem`, Buffer.from(s.chainPem));
+  }
+}
+
 /**
- * Writes a complete bundle at `outPath`. `artifacts` must name exactly the
- * manifest's artifacts in manifest order; each file must have the
- * manifest's size and sha256 (checked while streaming). Zero signatures is
- * allowed: an unsigned bundle has a valid layout and is rejected by the
- * verifier with THRESHOLD_NOT_MET until signed.
+ * Writes a complete bundle at `outPath` (atomically). The manifest must be
+ * valid (schema, canonical form); `artifacts` must name exactly the
+ * manifest's artifacts in manifest order, each file with the manifest's size
+ * and sha256 (checked while streaming). Zero signatures is allowed: an
+ * unsigned bundle has a valid layout and is rejected by the verifier with
+ * THRESHOLD_NOT_MET until signed.
  */
 export async function writeBundle(outPath: string, input: WriteBundleInput): Promise<WriteBundleResult> {
-  const layout = readLayout(input.manifestBytes);
+  const manifest = parseManifest(input.manifestBytes);
   checkSignatures(input.signatures);
-  const listed = layout.artifacts.map((a) => a.name);
+  const listed = manifest.artifacts.map((a) => a.name);
   const given = input.artifacts.map((a) => a.name);
   for (const [i, name] of listed.entries()) {
     if (given[i] !== name) {
       const code = given.includes(name) ? 'ARTIFACT_UNEXPECTED' : 'ARTIFACT_MISSING';
-      throw new BundleRejected(code, `artifact files must follow the manifest order (${listed.join(', ')}); got ${given.join(', ') || 'none'}`);
+      throw new BundleRejected(code, `artifact files must be given in manifest order (${listed.join(', ')}); got ${given.join(', ') || 'none'}`);
     }
   }
   if (given.length > listed.length) {
     throw new BundleRejected('ARTIFACT_UNEXPECTED', `artifact ${given[listed.length]} is not listed in the manifest`);
   }
-  const sizes: number[] = [];
-  for (const [i, a] of layout.artifacts.entries()) {
+  for (const [i, a] of manifest.artifacts.entries()) {
     const file = input.artifacts[i]!;
     let st;
     try {
@@ -166,20 +161,15 @@ export async function writeBundle(outPath: string, input: WriteBundleInput): Pro
     if (st.size !== a.size) {
       throw new BundleRejected('ARTIFACT_SIZE', `artifact ${a.name}: ${file.path} is ${st.size} bytes, the manifest says ${a.size}`);
     }
-    sizes.push(st.size);
   }
 
   await writeAtomically(outPath, async (tmp) => {
-    const tar = new TarFileWriter(tmp, layout.released);
+    const tar = new TarFileWriter(tmp, releasedOf(manifest));
     try {
-      await tar.addBuffer('manifest.json', input.manifestBytes);
-      for (const [i, s] of input.signatures.entries()) {
-        await tar.addBuffer(`signatures/${i + 1}.sig`, s.sig);
-        await tar.addBuffer(`signatures/${i + 1}.pem`, Buffer.from(s.chainPem));
-      }
-      for (const [i, a] of layout.artifacts.entries()) {
+      await writeHead(tar, input.manifestBytes, input.signatures);
+      for (const [i, a] of manifest.artifacts.entries()) {
         const hash = createHash('sha256');
-        await tar.addStream(`artifacts/${a.name}`, sizes[i]!, fileChunks(input.artifacts[i]!.path, sizes[i]!), (c) => hash.update(c));
+        await tar.addStream(`artifacts/${a.name}`, a.size, fileChunks(input.artifacts[i]!.path, a.size), (c) => hash.update(c));
         checkDigest(a, hash.digest('hex'));
       }
       await tar.finish();
@@ -192,87 +182,113 @@ export async function writeBundle(outPath: string, input: WriteBundleInput): Pro
     path: outPath,
     bytes: (await stat(outPath)).size,
     signatures: input.signatures.length,
-    artifacts: layout.artifacts.length,
-    manifestSha256: createHash('sha256').update(input.manifestBytes).digest('hex'),
+    artifacts: manifest.artifacts.length,
+    manifestSha256: sha256Hex(input.manifestBytes),
   };
 }
 
-/** sha256 hex of the leaf's SubjectPublicKeyInfo DER (the leaf is the first certificate of the PEM). */
-export function leafSpkiSha256(chainPem: Buffer | string): string {
-  const leaf = new X509Certificate(chainPem);
-  const spki = leaf.publicKey.export({ type: 'spki', format: 'der' });
-  return createHash('sha256').update(spki).digest('hex');
-}
-
-async function readBody(entry: TarInEntry, limit: number): Promise<Buffer> {
-  if (entry.size > limit) {
-    throw new BundleRejected('BUNDLE_FORMAT', `${entry.path} is ${entry.size} bytes, over the ${limit}-byte limit`);
+/** The leaf (first certificate of the PEM), or a SIGNER_CHAIN refusal naming `what`. */
+export function leafOf(chainPem: Buffer | string, what: string): X509Certificate {
+  try {
+    return new X509Certificate(chainPem);
+  } catch (err) {
+    throw new BundleWriteRefused('SIGNER_CHAIN', `${what}: the certificate chain does not start with a readable PEM certificate (${(err as Error).message})`, {
+      cause: err,
+    });
   }
-  const chunks: Buffer[] = [];
-  for await (const c of entry.body) chunks.push(c);
-  return Buffer.concat(chunks);
 }
 
-export interface AddSignatureResult extends WriteBundleResult {
-  /** 1-based index of the pair just added. */
-  readonly index: number;
-  readonly spkiSha256: string;
+/** Pulls tar events, turning a format fault into BUNDLE_FORMAT. */
+class EventCursor {
+  readonly #events: AsyncGenerator<TarEvent, void, void>;
+  constructor(events: AsyncGenerator<TarEvent, void, void>) {
+    this.#events = events;
+  }
+
+  async next(): Promise<Exclude<TarEvent, { kind: 'format' }>> {
+    const r = await this.#events.next();
+    if (r.done) throw new BundleRejected('BUNDLE_FORMAT', 'the archive ended unexpectedly');
+    if (r.value.kind === 'format') throw new BundleRejected('BUNDLE_FORMAT', r.value.reason);
+    return r.value;
+  }
+
+  /** The current entry's data, up to its end. */
+  async *body(): AsyncGenerator<Buffer> {
+    for (;;) {
+      const e = await this.next();
+      if (e.kind === 'entry-end') return;
+      if (e.kind !== 'data') throw new BundleRejected('BUNDLE_FORMAT', `unexpected ${e.kind} inside an entry`);
+      yield e.chunk;
+    }
+  }
+
+  async bodyBytes(): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const c of this.body()) parts.push(Buffer.from(c));
+    return Buffer.concat(parts);
+  }
+
+  async close(): Promise<void> {
+    await this.#events.return(undefined);
+  }
+}
+
+/** Throws a layout rejection as BundleRejected; passes anything else through. */
+function judge<T extends { readonly kind: string }>(step: T): Exclude<T, Rejection> {
+  if (step.kind === 'reject') {
+    const r = step as unknown as Rejection;
+    throw new BundleRejected(r.code, r.reason);
+  }
+  return step as Exclude<T, Rejection>;
 }
 
 /**
- * Adds one signature to an existing bundle: reads `inPath` as a stream,
- * checks manifest.json comes first and the signature pairs are well formed,
- * signs the manifest bytes with `signer`, and writes a new bundle to
- * `outPath` (which may equal `inPath`) with the new pair after the existing
- * ones and before the first artifact. Artifacts are copied through
- * unchanged and re-hashed on the way: a bundle whose artifacts disagree with
- * its manifest is not signed. Refuses when the signer's key (same SPKI
- * sha256) already signed, or when the bundle already has 16 signers.
+ * Adds one signature to an existing bundle: reads `inPath` once, as a
+ * stream, with the verifier's layout rules (manifest first, complete pairs,
+ * regular files only, artifacts in manifest order); checks the manifest
+ * (schema, canonical form); signs the manifest bytes with `signer`; and
+ * writes a new bundle to `outPath` (may equal `inPath`) with the new pair
+ * after the existing ones and before the first artifact. Artifacts are
+ * copied through unchanged and re-hashed on the way: a bundle whose
+ * artifacts disagree with its manifest is not signed. Refuses when the
+ * signer's key (same SPKI sha256) already signed, or 16 signers already did.
+ * Existing signatures are not judged here (that needs the trust policy):
+ * run `glassbox verify` for that.
  */
 export async function addSignature(inPath: string, outPath: string, signer: BundleSigner): Promise<AddSignatureResult> {
-  let spkiSha256: string;
+  const leaf = leafOf(signer.chainPem, 'the new signer');
+  const newSpki = spkiSha256(leaf);
   try {
-    spkiSha256 = leafSpkiSha256(signer.chainPem);
-  } catch (err) {
-    throw new BundleWriteRefused('SIGNER_CHAIN', `the signer's certificate chain cannot be parsed: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    await stat(inPath);
+    const st = await stat(inPath);
+    if (!st.isFile()) throw new Error('not a regular file');
   } catch (err) {
     throw new IoError(`cannot read bundle ${inPath}: ${(err as Error).message}`, { cause: err });
   }
 
-  let result: AddSignatureResult | undefined;
+  let result: Omit<AddSignatureResult, 'bytes'> | undefined;
   await writeAtomically(outPath, async (tmp) => {
-    const entries = readTarEntries(inPath);
+    const cursor = new EventCursor(readTar(createReadStream(inPath, { highWaterMark: STREAM_CHUNK })));
+    const layout = new BundleLayout();
     let tar: TarFileWriter | undefined;
     try {
-      const first = await nextEntry(entries);
-      if (!first || first.path !== 'manifest.json') {
-        throw new BundleRejected('BUNDLE_FORMAT', `the first entry is ${first ? JSON.stringify(first.path) : 'missing'}, not manifest.json`);
-      }
-      checkRegular(first);
-      const manifestBytes = await readBody(first, MANIFEST_MAX_BYTES);
-      const layout = readLayout(manifestBytes);
+      // 1. manifest.json
+      let ev = await cursor.next();
+      if (ev.kind !== 'entry') throw new BundleRejected('BUNDLE_FORMAT', 'the archive holds no entries (manifest.json must be the first)');
+      judge(layout.entry(ev as EntryHeader));
+      const manifestBytes = await cursor.bodyBytes();
+      const manifest = parseManifest(manifestBytes);
+      layout.setManifestArtifacts(manifest.artifacts);
 
-      // Signature pairs, in order, up to the first artifact.
-      const pairs: BundleSignature[] = [];
-      let entry = await nextEntry(entries);
-      while (entry && entry.path.startsWith('signatures/')) {
-        checkRegular(entry);
-        const k = pairs.length + 1;
-        if (entry.path !== `signatures/${k}.sig`) {
-          throw new BundleRejected('BUNDLE_FORMAT', `expected signatures/${k}.sig, found ${entry.path}`);
-        }
-        const sig = await readBody(entry, MAX_SIGNATURE_BYTES);
-        const pem = await nextEntry(entries);
-        if (!pem || pem.path !== `signatures/${k}.pem`) {
-          throw new BundleRejected('BUNDLE_FORMAT', `signatures/${k}.sig is not followed by signatures/${k}.pem`);
-        }
-        checkRegular(pem);
-        pairs.push({ sig, chainPem: await readBody(pem, MAX_CHAIN_BYTES) });
-        if (pairs.length > MAX_SIGNERS) throw new BundleRejected('BUNDLE_FORMAT', `more than ${MAX_SIGNERS} signature pairs`);
-        entry = await nextEntry(entries);
+      // 2. existing signature pairs, up to the first artifact
+      const pairs: { sig?: Buffer; chainPem?: Buffer }[] = [];
+      for (;;) {
+        ev = await cursor.next();
+        if (ev.kind !== 'entry') break;
+        const step = judge(layout.entry(ev as EntryHeader));
+        if (step.kind !== 'signature') break;
+        const body = await cursor.bodyBytes();
+        if (step.part === 'sig') pairs.push({ sig: body });
+        else pairs[step.index - 1]!.chainPem = body;
       }
       if (pairs.length >= MAX_SIGNERS) {
         throw new BundleWriteRefused('TOO_MANY_SIGNERS', `the bundle already has ${pairs.length} signatures, the most a bundle may hold`);
@@ -280,75 +296,52 @@ export async function addSignature(inPath: string, outPath: string, signer: Bund
       for (const [i, p] of pairs.entries()) {
         let existing: string | undefined;
         try {
-          existing = leafSpkiSha256(p.chainPem);
+          existing = spkiSha256(new X509Certificate(p.chainPem!));
         } catch {
-          existing = undefined; // an unparsable chain is the verifier's to judge; it cannot be this key
+          existing = undefined; // unreadable: the verifier will judge it; it cannot be this key
         }
-        if (existing === spkiSha256) {
-          throw new BundleWriteRefused('ALREADY_SIGNED', `this key (SPKI sha256 ${spkiSha256}) already signed the bundle as signer ${i + 1}`);
+        if (existing === newSpki) {
+          throw new BundleWriteRefused('ALREADY_SIGNED', `this key (SPKI sha256 ${newSpki}) already signed the bundle as signer ${i + 1}`);
         }
       }
 
+      // 3. sign, then write the head of the new bundle
       const signature = await signer.sign(manifestBytes);
-      pairs.push({ sig: signature, chainPem: signer.chainPem });
-      checkSignatures(pairs);
+      const signatures: BundleSignature[] = [...pairs.map((p) => ({ sig: p.sig!, chainPem: p.chainPem! })), { sig: signature, chainPem: signer.chainPem }];
+      checkSignatures(signatures);
+      tar = new TarFileWriter(tmp, releasedOf(manifest));
+      await writeHead(tar, manifestBytes, signatures);
 
-      tar = new TarFileWriter(tmp, layout.released);
-      await tar.addBuffer('manifest.json', manifestBytes);
-      for (const [i, p] of pairs.entries()) {
-        await tar.addBuffer(`signatures/${i + 1}.sig`, p.sig);
-        await tar.addBuffer(`signatures/${i + 1}.pem`, Buffer.from(p.chainPem));
-      }
-      for (const a of layout.artifacts) {
-        if (!entry) throw new BundleRejected('ARTIFACT_MISSING', `artifact ${a.name} is missing from the bundle`);
-        checkRegular(entry);
-        if (entry.path !== `artifacts/${a.name}`) {
-          const isSig = entry.path.startsWith('signatures/') || entry.path === 'manifest.json';
-          throw new BundleRejected(isSig ? 'BUNDLE_FORMAT' : 'ARTIFACT_UNEXPECTED', `expected artifacts/${a.name}, found ${entry.path}`);
-        }
-        if (entry.size !== a.size) {
-          throw new BundleRejected('ARTIFACT_SIZE', `artifact ${a.name} is ${entry.size} bytes in the bundle, the manifest says ${a.size}`);
-        }
+      // 4. artifacts, copied through and re-hashed
+      while (ev.kind === 'entry') {
+        const step = judge(layout.entry(ev as EntryHeader));
+        if (step.kind !== 'artifact') throw new BundleRejected('BUNDLE_FORMAT', `unexpected entry ${ev.path} among the artifacts`);
+        const { artifact } = judge(layout.artifact(step.name, ev.size));
         const hash = createHash('sha256');
-        await tar.addStream(entry.path, entry.size, entry.body, (c) => hash.update(c));
-        checkDigest(a, hash.digest('hex'));
-        entry = await nextEntry(entries);
+        await tar.addStream(ev.path, ev.size, cursor.body(), (c) => hash.update(c));
+        checkDigest(artifact, hash.digest('hex'));
+        ev = await cursor.next();
       }
-      if (entry) {
-        throw new BundleRejected('ARTIFACT_UNEXPECTED', `entry ${entry.path} follows the last manifest artifact`);
-      }
+      if (ev.kind !== 'end-of-archive') throw new BundleRejected('BUNDLE_FORMAT', `unexpected ${ev.kind} between entries`);
+      judge(layout.end());
+      const done = await cursor.next();
+      if (done.kind !== 'done') throw new BundleRejected('BUNDLE_FORMAT', `unexpected ${done.kind} after the end of the archive`);
       await tar.finish();
       result = {
         path: outPath,
-        bytes: 0,
-        signatures: pairs.length,
-        artifacts: layout.artifacts.length,
-        manifestSha256: createHash('sha256').update(manifestBytes).digest('hex'),
-        index: pairs.length,
-        spkiSha256,
+        signatures: signatures.length,
+        artifacts: manifest.artifacts.length,
+        manifestSha256: sha256Hex(manifestBytes),
+        index: signatures.length,
+        spkiSha256: newSpki,
+        subject: leaf.subject,
       };
     } catch (err) {
       await tar?.abort();
       throw err;
     } finally {
-      await entries.return(undefined);
+      await cursor.close();
     }
   });
   return { ...result!, bytes: (await stat(outPath)).size };
-}
-
-function checkRegular(entry: TarInEntry): void {
-  if (entry.type !== 'File') {
-    throw new BundleRejected('BUNDLE_FORMAT', `entry ${JSON.stringify(entry.path)} is a ${entry.type}, not a regular file`);
-  }
-}
-
-async function nextEntry(entries: AsyncGenerator<TarInEntry>): Promise<TarInEntry | undefined> {
-  try {
-    const r = await entries.next();
-    return r.done ? undefined : r.value;
-  } catch (err) {
-    if (err instanceof GlassboxError) throw err;
-    throw new BundleRejected('BUNDLE_FORMAT', `not a readable tar archive: ${(err as Error).message}`, { cause: err });
-  }
 }

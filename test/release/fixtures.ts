@@ -1,0 +1,101 @@
+/**
+ * Release fixtures for writer/release/buyer tests, generated at test time:
+ * small artifact files, a canonical manifest naming them, and signers
+ * (root CA → release intermediate → code-signing leaves). No key is committed.
+ */
+import { createHash, sign as cryptoSign, constants } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { canonicalBytes } from '../../src/manifest/canonical.js';
+import { generateKey, type AcceptedKeyAlgorithm } from '../../src/pki/keys.js';
+import { createIntermediateCa, createLeaf, createRootCa, type CertifiedKey } from '../../src/pki/certs.js';
+import type { BundleSigner } from '../../src/bundle/writer.js';
+
+export const RELEASED = '2025-03-01T12:00:00Z';
+
+export async function tempDir(prefix: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `glassbox-${prefix}-`));
+}
+
+export function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export interface ArtifactSpec {
+  readonly name: string;
+  readonly role: string;
+  readonly data: Buffer;
+}
+
+export function defaultArtifacts(): ArtifactSpec[] {
+  return [
+    { name: 'rootfs.squashfs', role: 'rootfs', data: Buffer.alloc(70_000, 0x5a) },
+    { name: 'app.tar', role: 'app', data: Buffer.from('recorder application\n'.repeat(100)) },
+    { name: 'sbom.cdx.json', role: 'sbom', data: Buffer.from('{"bomFormat":"CycloneDX","specVersion":"1.5"}') },
+    { name: 'provenance.intoto.json', role: 'provenance', data: Buffer.from('{"_type":"https://in-toto.io/Statement/v1"}') },
+  ];
+}
+
+export interface Release {
+  readonly dir: string;
+  readonly manifest: Record<string, unknown>;
+  readonly manifestBytes: Buffer;
+  readonly artifacts: { name: string; path: string }[];
+}
+
+/** Writes the artifacts to `dir` and builds a canonical manifest listing them. */
+export async function makeRelease(dir: string, specs: ArtifactSpec[] = defaultArtifacts(), extra: Record<string, unknown> = {}): Promise<Release> {
+  const artifacts: { name: string; path: string }[] = [];
+  for (const a of specs) {
+    const path = join(dir, `in-${a.name}`);
+    await writeFile(path, a.data);
+    artifacts.push({ name: a.name, path });
+  }
+  const manifest = {
+    schema: 'glassbox.manifest/v1',
+    product: 'hss-nvr',
+    hardware: ['nvr-8p'],
+    version: '4.2.0',
+    securityVersion: 3,
+    released: RELEASED,
+    expires: '2035-03-01T12:00:00Z',
+    artifacts: specs.map((a) => ({ name: a.name, size: a.data.length, sha256: sha256(a.data), role: a.role })),
+    egress: [{ id: 'ntp', purpose: 'time sync', proto: 'udp', host: 'ntp.hss.example', port: 123 }],
+    provenance: {
+      sourceRepository: 'https://git.hss.example/nvr/firmware',
+      sourceCommit: '0123456789abcdef0123456789abcdef01234567',
+      builder: 'https://ci.hss.example/builders/release',
+      buildFinished: '2025-03-01T11:00:00Z',
+    },
+    ...extra,
+  };
+  return { dir, manifest, manifestBytes: canonicalBytes(manifest), artifacts };
+}
+
+export interface TestPki {
+  readonly root: CertifiedKey;
+  readonly intermediate: CertifiedKey;
+  readonly leaves: CertifiedKey[];
+}
+
+/** Root → intermediate → `n` code-signing leaves of the given algorithms. */
+export async function makePki(algorithms: AcceptedKeyAlgorithm[]): Promise<TestPki> {
+  const root = await createRootCa({ key: await generateKey('ecdsa-p256'), subject: 'CN=test root' });
+  const intermediate = await createIntermediateCa(root, { key: await generateKey('ecdsa-p256'), subject: 'CN=test release CA' });
+  const leaves: CertifiedKey[] = [];
+  for (const [i, alg] of algorithms.entries()) {
+    leaves.push(await createLeaf(intermediate, { key: await generateKey(alg), subject: `CN=release signer ${i + 1}`, purpose: 'codeSigning' }));
+  }
+  return { root, intermediate, leaves };
+}
+
+/** A signer over a leaf's private key, signing as `openssl dgst` would. */
+export function keySigner(leaf: CertifiedKey, intermediate: CertifiedKey, opts: { pss?: boolean } = {}): BundleSigner {
+  const hash = leaf.key.algorithm === 'ecdsa-p384' ? 'sha384' : 'sha256';
+  return {
+    chainPem: leaf.pem + intermediate.pem,
+    sign: async (data) =>
+      cryptoSign(hash, data, opts.pss ? { key: leaf.key.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 } : leaf.key.privateKey),
+  };
+}
