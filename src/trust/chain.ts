@@ -16,7 +16,8 @@
  *    linkage via X509Certificate.checkIssued, signature via verify), and the
  *    last one by a root of the policy;
  *  - every certificate in the path, root included, is within its validity
- *    period at `at` and is not revoked by certificate sha256 nor by SPKI sha256;
+ *    period at `at` (notBefore <= at < notAfter, as OpenSSL judges it) and is
+ *    not revoked by certificate sha256 nor by SPKI sha256;
  *  - every issuer (intermediates and root) has basicConstraints CA:TRUE
  *    (critical), a keyUsage with keyCertSign, a subjectKeyIdentifier, respects
  *    its pathLenConstraint (number of intermediates below it), has an accepted
@@ -211,7 +212,10 @@ function checkCommon(c: Parsed, anchors: TrustAnchors, at: Date, faults: string[
   const notBefore = c.lib.notBefore;
   const notAfter = c.lib.notAfter;
   if (at.getTime() < notBefore.getTime()) faults.push(`${c.label} is not yet valid (notBefore ${notBefore.toISOString()})`);
-  if (at.getTime() > notAfter.getTime()) faults.push(`${c.label} has expired (notAfter ${notAfter.toISOString()})`);
+  // Valid on [notBefore, notAfter): OpenSSL counts the notAfter second itself as expired
+  // (RFC 5280 says inclusive). We follow the stock-tool check of section 6 so
+  // that the device and a buyer's `openssl verify -attime` never disagree.
+  if (at.getTime() >= notAfter.getTime()) faults.push(`${c.label} has expired (notAfter ${notAfter.toISOString()})`);
   const certHash = certSha256(c.node);
   if (anchors.policy.revoked.certificates.includes(certHash)) faults.push(`${c.label} is revoked (certificate sha256 ${certHash})`);
   const keyHash = spkiSha256(c.node);
