@@ -6,6 +6,11 @@ import { readFileSync } from 'node:fs';
 // Each command lives in its own file and exports register(program, io).
 // Add new commands here, one import and one call each.
 const commandModules: Array<() => Promise<{ register: (program: Command, io: typeof processIO) => void }>> = [
+  () => import('./device.js'),
+  () => import('./install.js'),
+  () => import('./status.js'),
+  () => import('./boot-check.js'),
+  () => import('./rollback.js'),
 ];
 
 async function main(argv: string[]): Promise<void> {
