@@ -5,22 +5,12 @@
  * MANIFEST_INVALID. Pure.
  */
 import { createHash } from 'node:crypto';
-import { BundleRejected } from '../bundle/codes.js';
 import { checkCanonical } from './canonical.js';
+import { describeProblems, ManifestInvalid } from './errors.js';
 import { validateManifest } from './schema.js';
 import { MANIFEST_MAX_BYTES, type Manifest } from './types.js';
 
-/** How many schema problems a MANIFEST_INVALID message lists (all are in `problems`). */
-export const MESSAGE_MAX_PROBLEMS = 10;
-
-/** MANIFEST_INVALID with every problem found, not only the first. */
-export class ManifestInvalid extends BundleRejected {
-  readonly problems: readonly string[];
-  constructor(problems: readonly string[], message: string) {
-    super('MANIFEST_INVALID', message);
-    this.problems = problems;
-  }
-}
+export { ManifestInvalid, MESSAGE_MAX_PROBLEMS } from './errors.js';
 
 /**
  * Parses and checks manifest bytes. Throws ManifestInvalid (a BundleRejected
@@ -43,15 +33,6 @@ export function parseManifest(bytes: Buffer): Manifest {
 /** Lowercase hex SHA-256 of the exact manifest bytes: the manifest's identity. */
 export function manifestSha256(bytes: Buffer): string {
   return createHash('sha256').update(bytes).digest('hex');
-}
-
-/** "<what>: <first>" plus, when there are more, "(N problems: a; b; …)" bounded. */
-export function describeProblems(what: string, problems: readonly string[]): string {
-  const first = problems[0] ?? 'invalid';
-  if (problems.length <= 1) return `${what}: ${first}`;
-  const listed = problems.slice(0, MESSAGE_MAX_PROBLEMS).join('; ');
-  const more = problems.length > MESSAGE_MAX_PROBLEMS ? `; and ${problems.length - MESSAGE_MAX_PROBLEMS} more` : '';
-  return `${what}: ${first} (${problems.length} problems: ${listed}${more})`;
 }
 
 function deepFreeze<T>(value: T): T {

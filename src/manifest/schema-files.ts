@@ -23,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 export const SCHEMA_DIR_RELATIVE = join('firmware-manifests', 'schema');
 export const MANIFEST_SCHEMA_FILE = 'manifest.schema.json';
 export const TRUST_POLICY_SCHEMA_FILE = 'trust-policy.schema.json';
+export const PROVENANCE_STATEMENT_SCHEMA_FILE = 'provenance-statement.schema.json';
 
 /** Absolute path of `firmware-manifests/schema` for this installation. */
 export function findSchemaDir(start: string = dirname(fileURLToPath(import.meta.url))): string {

@@ -1,18 +1,19 @@
 /**
- * Validators for the manifest (bundle-v1 sections 2 and 4) and the trust
- * policy (section 3): the JSON Schemas in firmware-manifests/schema/,
- * compiled once by Ajv (draft 2020-12, allErrors, strict), followed by the
- * rules a schema cannot say. Every error names its JSON Pointer path.
+ * Validators for the manifest (bundle-v1 sections 2 and 4), the trust
+ * policy (section 3) and the shape of a provenance statement: the JSON
+ * Schemas in firmware-manifests/schema/, compiled once by Ajv (draft
+ * 2020-12, allErrors, strict), followed by the rules a schema cannot say.
+ * Every error names its JSON Pointer path.
  *
  * The semantic rules run only once the schema holds (they rely on the
  * shapes it guarantees), so a document with schema errors reports those
- * first. Pure apart from reading the two schema files at module load
+ * first. Pure apart from reading the schema files once at module load
  * (see schema-files.ts).
  */
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { parseCidr } from './cidr.js';
-import { findSchemaDir, MANIFEST_SCHEMA_FILE, readSchema, TRUST_POLICY_SCHEMA_FILE } from './schema-files.js';
+import { findSchemaDir, MANIFEST_SCHEMA_FILE, PROVENANCE_STATEMENT_SCHEMA_FILE, readSchema, TRUST_POLICY_SCHEMA_FILE } from './schema-files.js';
 import type { Manifest } from './types.js';
 import type { TrustPolicy } from '../trust/types.js';
 
@@ -29,6 +30,7 @@ export const PROVENANCE_MAX_BYTES = 1024 * 1024;
 const schemaDir = findSchemaDir();
 export const manifestSchema = readSchema(schemaDir, MANIFEST_SCHEMA_FILE);
 export const trustPolicySchema = readSchema(schemaDir, TRUST_POLICY_SCHEMA_FILE);
+export const provenanceStatementSchema = readSchema(schemaDir, PROVENANCE_STATEMENT_SCHEMA_FILE);
 /** Absolute path of the schema directory this process loaded. */
 export const SCHEMA_DIR = schemaDir;
 
@@ -36,6 +38,7 @@ const ajv = new Ajv2020({ allErrors: true, strict: true, verbose: true });
 addFormats.default(ajv, { mode: 'full', formats: ['date-time', 'uri'] });
 const manifestValidator: ValidateFunction = ajv.compile(manifestSchema);
 const trustPolicyValidator: ValidateFunction = ajv.compile(trustPolicySchema);
+const provenanceStatementValidator: ValidateFunction = ajv.compile(provenanceStatementSchema);
 
 export function validateManifest(value: unknown): ManifestValidation {
   if (!manifestValidator(value)) return { ok: false, errors: formatErrors(manifestValidator.errors ?? []) };
@@ -54,6 +57,15 @@ export function validateTrustPolicy(value: unknown): TrustPolicyValidation {
     ...duplicates(policy.revoked.keys, '/revoked/keys', 'revoked key hash'),
   ];
   return errors.length === 0 ? { ok: true, policy } : { ok: false, errors };
+}
+
+/**
+ * Shape check of a provenance statement (only the members glassbox reads).
+ * The comparison with the manifest is checkProvenance in src/release/provenance.ts.
+ */
+export function validateProvenanceStatement(value: unknown): { ok: true } | { ok: false; errors: string[] } {
+  if (!provenanceStatementValidator(value)) return { ok: false, errors: formatErrors(provenanceStatementValidator.errors ?? []) };
+  return { ok: true };
 }
 
 /** The rules of sections 2 and 4 that JSON Schema cannot express. */
