@@ -25,6 +25,7 @@ export interface ArtifactSink {
   begin(artifact: ManifestArtifact, manifest: Manifest): Promise<ArtifactWriter>;
 }
 export interface ArtifactWriter {
+  /** `chunk` is valid only until the returned promise resolves (the reader reuses its buffers): copy it to keep it. */
   write(chunk: Buffer): Promise<void>;
   finish(): Promise<void>;
   abort(): Promise<void>;
@@ -67,4 +68,15 @@ export interface VerifyReport {
   readonly manifestBytes?: Buffer;
   /** Present when ok and the bundle carried a `trust` artifact that met both thresholds. */
   readonly newTrustPolicy?: Buffer;
+  /** Present when a `trust` artifact's digest matched and it was judged as a policy: the signers judged against the NEW policy. */
+  readonly trustRotation?: TrustRotationReport;
+}
+
+export interface TrustRotationReport {
+  readonly artifact: string;
+  /** sha256 of the new policy file's bytes. */
+  readonly policySha256: string;
+  readonly threshold: number;
+  readonly distinctValid: number;
+  readonly signers: readonly SignerReport[];
 }

@@ -1,10 +1,20 @@
 /**
- * Raw tar pieces for tests, built with node-tar's Header and Pax classes, so
- * every hostile archive is a few lines: a symlink is
+ * Bundles for tests, built in code.
+ *
+ * Raw tar pieces come from node-tar's Header and Pax classes, so every
+ * hostile archive is a few lines: a symlink is
  *   entry({ path: 'artifacts/x', type: 'SymbolicLink', linkpath: '/etc/passwd' })
  * and a bundle with it is tarOf([...valid entries, that]).
+ *
+ * Valid bundles (makeBundle) carry a canonical manifest over real artifacts,
+ * signed with keys generated at test time by test/helpers/pki.ts.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { Header, Pax, type HeaderData } from 'tar';
+import { canonicalBytes } from '../../src/manifest/canonical.js';
+import type { ArtifactRole } from '../../src/manifest/types.js';
+import type { CertifiedKey } from '../../src/pki/certs.js';
+import { signWith, type RsaPadding, type TestPki } from './pki.js';
 
 export const BLOCK = 512;
 export const FIXED_MTIME = new Date('2025-03-01T12:00:00Z');
@@ -93,4 +103,152 @@ export function chunked(buf: Buffer, size: number): Buffer[] {
 /** An async iterable over the given chunks, like a Readable. */
 export async function* streamOf(chunks: readonly Buffer[]): AsyncGenerator<Buffer> {
   for (const c of chunks) yield c;
+}
+
+// ---------------------------------------------------------------------------
+// Valid bundles, built in memory from a manifest template, real artifacts and
+// real signatures (test/helpers/pki.ts). Tests take `entries`, bend them and
+// tar them again with tarEntries().
+
+export interface BundleEntry {
+  readonly path: string;
+  readonly data: Buffer;
+}
+
+export interface TestArtifact {
+  readonly name: string;
+  readonly role: ArtifactRole;
+  readonly data: Buffer;
+}
+
+export interface BundleSigner {
+  readonly signer: CertifiedKey;
+  readonly chainPem: string;
+  /** Signs these bytes instead of the manifest (a good key over other bytes). */
+  readonly signOver?: Buffer;
+  /** Uses this signature as is. */
+  readonly signature?: Buffer;
+  readonly rsaPadding?: RsaPadding;
+  readonly pssSaltLength?: number;
+}
+
+export interface BundleOptions {
+  /** Default: rootfs (64 KiB random), app, sbom, provenance. */
+  readonly artifacts?: readonly TestArtifact[];
+  /** Changes to the manifest object before it is serialised. */
+  readonly manifest?: (m: ManifestObject) => void;
+  /** Raw manifest bytes instead of the canonical serialisation (signed as given). */
+  readonly manifestBytes?: (canonical: Buffer) => Buffer;
+  /** Default: the PKI's first two signers. */
+  readonly signers?: readonly BundleSigner[];
+}
+
+export interface TestBundle {
+  readonly manifest: ManifestObject;
+  readonly manifestBytes: Buffer;
+  readonly artifacts: readonly TestArtifact[];
+  readonly entries: readonly BundleEntry[];
+  readonly tar: Buffer;
+}
+
+export type ManifestObject = Record<string, unknown> & {
+  artifacts: Array<{ name: string; size: number; sha256: string; role: ArtifactRole }>;
+  hardware: string[];
+  securityVersion: number;
+  released: string;
+  expires: string;
+  provenance: { sourceRepository: string; sourceCommit: string; builder: string; buildFinished: string };
+};
+
+export const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+
+export const TEST_PROVENANCE = {
+  sourceRepository: 'https://git.hss.example/nvr/firmware',
+  sourceCommit: '0123456789abcdef0123456789abcdef01234567',
+  builder: 'https://ci.hss.example/builders/release',
+  buildFinished: '2026-05-01T11:00:00Z',
+};
+
+/** A CycloneDX 1.5 SBOM naming the product. */
+export function testSbom(): Buffer {
+  return Buffer.from(JSON.stringify({ bomFormat: 'CycloneDX', specVersion: '1.5', version: 1, components: [{ type: 'library', name: 'busybox', version: '1.36.1' }] }));
+}
+
+/** An in-toto Statement v1 with a SLSA Provenance v1 predicate whose subjects are `subjects`. */
+export function testProvenance(subjects: readonly TestArtifact[], p = TEST_PROVENANCE): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      _type: 'https://in-toto.io/Statement/v1',
+      subject: subjects.map((a) => ({ name: a.name, digest: { sha256: sha256(a.data) } })),
+      predicateType: 'https://slsa.dev/provenance/v1',
+      predicate: {
+        buildDefinition: {
+          buildType: 'https://ci.hss.example/buildtypes/firmware/v1',
+          externalParameters: { source: { uri: p.sourceRepository, digest: { gitCommit: p.sourceCommit } } },
+          resolvedDependencies: [{ uri: `git+${p.sourceRepository}`, digest: { gitCommit: p.sourceCommit } }],
+        },
+        runDetails: { builder: { id: p.builder }, metadata: { finishedOn: p.buildFinished } },
+      },
+    }),
+  );
+}
+
+/** The default payload: rootfs, app, sbom and a provenance statement over the other three. */
+export function defaultArtifacts(rootfs: Buffer = randomBytes(64 * 1024)): TestArtifact[] {
+  const payload: TestArtifact[] = [
+    { name: 'rootfs.img', role: 'rootfs', data: rootfs },
+    { name: 'app.tar', role: 'app', data: Buffer.from('application payload\n'.repeat(50)) },
+    { name: 'sbom.cdx.json', role: 'sbom', data: testSbom() },
+  ];
+  return [...payload, { name: 'provenance.intoto.json', role: 'provenance', data: testProvenance(payload) }];
+}
+
+export function manifestObject(artifacts: readonly TestArtifact[]): ManifestObject {
+  return {
+    schema: 'glassbox.manifest/v1',
+    product: 'hss-nvr',
+    hardware: ['nvr-8p', 'nvr-16p'],
+    version: '2.4.1',
+    securityVersion: 12,
+    released: '2026-05-01T12:00:00Z',
+    expires: '2027-05-01T12:00:00Z',
+    artifacts: artifacts.map((a) => ({ name: a.name, size: a.data.length, sha256: sha256(a.data), role: a.role })),
+    egress: [{ id: 'ntp', purpose: 'time sync', proto: 'udp', host: 'ntp.hss.example', port: 123 }],
+    provenance: { ...TEST_PROVENANCE },
+  };
+}
+
+/** Tars entries as regular files, in order, with the end-of-archive blocks. */
+export function tarEntries(entries: readonly BundleEntry[]): Buffer {
+  return tarOf(entries.map((e) => file(e.path, e.data)));
+}
+
+export function signatureEntries(manifestBytes: Buffer, signers: readonly BundleSigner[]): BundleEntry[] {
+  return signers.flatMap((s, i) => [
+    {
+      path: `signatures/${i + 1}.sig`,
+      data: s.signature ?? signWith(s.signer, s.signOver ?? manifestBytes, { ...(s.rsaPadding ? { rsaPadding: s.rsaPadding } : {}), ...(s.pssSaltLength === undefined ? {} : { pssSaltLength: s.pssSaltLength }) }),
+    },
+    { path: `signatures/${i + 1}.pem`, data: Buffer.from(s.chainPem) },
+  ]);
+}
+
+/** The PKI's signers as bundle signers. */
+export function pkiSigners(pki: TestPki, which: readonly number[] = [0, 1]): BundleSigner[] {
+  return which.map((i) => ({ signer: pki.signers[i] as CertifiedKey, chainPem: pki.chains[i] as string }));
+}
+
+/** A valid bundle (unless the options bend it), signed by real keys of `pki`. */
+export function makeBundle(pki: TestPki, opts: BundleOptions = {}): TestBundle {
+  const artifacts = opts.artifacts ?? defaultArtifacts();
+  const manifest = manifestObject(artifacts);
+  opts.manifest?.(manifest);
+  const canonical = canonicalBytes(manifest);
+  const manifestBytes = opts.manifestBytes ? opts.manifestBytes(canonical) : canonical;
+  const entries: BundleEntry[] = [
+    { path: 'manifest.json', data: manifestBytes },
+    ...signatureEntries(manifestBytes, opts.signers ?? pkiSigners(pki)),
+    ...artifacts.map((a) => ({ path: `artifacts/${a.name}`, data: a.data })),
+  ];
+  return { manifest, manifestBytes, artifacts, entries, tar: tarEntries(entries) };
 }

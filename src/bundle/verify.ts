@@ -1,0 +1,364 @@
+/**
+ * The streaming bundle verifier (bundle-v1 sections 1, 3 and 5): one pass
+ * over the archive, a short pipeline of named steps over what it reads.
+ *
+ *   manifest.json  buffered (≤ 1 MiB) → parseManifest
+ *   signatures     buffered in pairs (≤ 16 × (4 KiB + 64 KiB))
+ *   first artifact header (or end of archive):
+ *                  judgeSigners → MANIFEST_EXPIRED → HARDWARE_MISMATCH → ROLLBACK
+ *   each artifact  matched against the manifest, then streamed: hashed as it
+ *                  passes and written to the sink if one is given; `trust`
+ *                  and `provenance` artifacts are also held (≤ 1 MiB) and
+ *                  checked once their digest matched
+ *   end of archive ARTIFACT_MISSING, then the rest of the input must be zeros
+ *
+ * The outcome is ONE code, the first in reading order (the reader, the
+ * layout and the steps above run in exactly that order; where several
+ * rules apply at one point, they are checked in REJECTION_CODES order).
+ * A judged bundle never makes this throw: the result is a VerifyReport with
+ * ok:false. It throws IoError only when the source itself fails, and passes
+ * on errors thrown by the sink (the installer's own I/O).
+ *
+ * Choices where the spec is silent (also in docs/bundle-verifier.md):
+ *   - Trust rotation: the `trust` artifact is parsed with loadTrustAnchors
+ *     and the same signatures are judged again against the NEW policy at the
+ *     same time. The bundle is accepted only when both judgements meet their
+ *     threshold; otherwise the code is the new judgement's code
+ *     (SIGNATURE_INVALID / SIGNER_UNTRUSTED / THRESHOLD_NOT_MET). A trust
+ *     artifact that is not a valid policy is THRESHOLD_NOT_MET: its
+ *     threshold cannot be met by anyone.
+ *   - A `released` time later than the verification time is not a fault
+ *     (a device clock may lag); only `expires` is judged.
+ *   - An artifact writer's finish() means that artifact's size and digest
+ *     matched; the bundle as a whole is accepted only when the report says
+ *     ok. An installer activates nothing before that.
+ *   - Data chunks handed to the sink are valid only until its write()
+ *     resolves (the file reader reuses its buffers).
+ */
+import { createHash, type Hash } from 'node:crypto';
+import { BundleRejected, type RejectionCode } from './codes.js';
+import { BundleLayout, type Rejection } from './layout.js';
+import { readFileChunks, readTar, type ByteSource } from './reader.js';
+import type { ArtifactReport, ArtifactSink, ArtifactWriter, ManifestSummary, TrustRotationReport, VerifyContext, VerifyReport } from './types.js';
+import { GlassboxError } from '../errors.js';
+import { parseManifest } from '../manifest/parse.js';
+import type { Manifest, ManifestArtifact } from '../manifest/types.js';
+import { loadTrustAnchors } from '../trust/policy.js';
+import { judgeSigners } from '../trust/signers.js';
+import type { SignatureEntry, SignersJudgement } from '../trust/types.js';
+
+/** Largest `trust` artifact (a trust policy file) the verifier holds in memory. */
+export const TRUST_ARTIFACT_MAX_BYTES = 1024 * 1024;
+/** Largest `provenance` artifact the verifier holds in memory. */
+export const PROVENANCE_ARTIFACT_MAX_BYTES = 1024 * 1024;
+
+/** Ends verification with one code; caught in verifyBundle and turned into the report. */
+class Stop {
+  constructor(
+    readonly code: RejectionCode,
+    readonly reason: string,
+  ) {}
+}
+
+type ArtifactOutcome = ArtifactReport['outcome'];
+
+/** What the data of the current entry goes into. */
+type Consumer =
+  | { readonly kind: 'buffer'; readonly part: 'manifest' | 'sig' | 'pem'; readonly index: number; readonly bytes: Buffer; filled: number }
+  | {
+      readonly kind: 'artifact';
+      readonly artifact: ManifestArtifact;
+      readonly hash: Hash;
+      readonly writer: ArtifactWriter | null;
+      /** Held copy for trust/provenance artifacts. */
+      readonly held: Buffer | null;
+      received: number;
+    };
+
+function stopWith(r: Rejection): never {
+  throw new Stop(r.code, r.reason);
+}
+
+class Verification {
+  readonly #ctx: VerifyContext;
+  readonly #sink: ArtifactSink | undefined;
+  readonly #layout = new BundleLayout();
+  #consumer: Consumer | null = null;
+  #manifestBytes: Buffer | null = null;
+  #manifestSha256 = '';
+  #manifest: Manifest | null = null;
+  readonly #pairs = new Map<number, { sig?: Buffer; pem?: Buffer }>();
+  #judgement: SignersJudgement | null = null;
+  #hardwareCheck: VerifyReport['hardwareCheck'];
+  readonly #outcomes = new Map<string, ArtifactOutcome>();
+  #newTrustPolicy: Buffer | undefined;
+  #trustRotation: TrustRotationReport | undefined;
+
+  constructor(ctx: VerifyContext, sink: ArtifactSink | undefined) {
+    this.#ctx = ctx;
+    this.#sink = sink;
+    this.#hardwareCheck = ctx.hardware === undefined ? 'skipped' : 'not-reached';
+  }
+
+  async run(source: ByteSource): Promise<VerifyReport> {
+    try {
+      for await (const ev of readTar(source)) {
+        switch (ev.kind) {
+          case 'entry':
+            await this.#entry(ev.path, ev.type, ev.size, ev.linkpath, ev.offset);
+            break;
+          case 'data':
+            await this.#data(ev.chunk);
+            break;
+          case 'entry-end':
+            await this.#entryEnd();
+            break;
+          case 'end-of-archive':
+            this.#endOfArchive();
+            break;
+          case 'format':
+            throw new Stop('BUNDLE_FORMAT', ev.reason);
+          case 'done':
+            return this.#report(null, this.#acceptedReason());
+        }
+      }
+      // readTar always ends with 'done' or 'format'.
+      throw new Error('tar reader ended without a verdict');
+    } catch (err) {
+      try {
+        await this.#abortWriter();
+      } catch (abortErr) {
+        // The sink failed to abort: its error matters more than a rejection, less than the original failure.
+        if (err instanceof Stop) throw abortErr;
+      }
+      if (err instanceof Stop) return this.#report(err);
+      throw err;
+    }
+  }
+
+  async #entry(path: string, type: string, size: number, linkpath: string, offset: number): Promise<void> {
+    const step = this.#layout.entry({ path, type, size, linkpath, offset });
+    switch (step.kind) {
+      case 'reject':
+        return stopWith(step);
+      case 'manifest':
+        this.#consumer = { kind: 'buffer', part: 'manifest', index: 0, bytes: Buffer.alloc(size), filled: 0 };
+        return;
+      case 'signature':
+        this.#consumer = { kind: 'buffer', part: step.part, index: step.index, bytes: Buffer.alloc(size), filled: 0 };
+        return;
+      case 'artifact': {
+        if (this.#judgement === null) this.#judge();
+        const match = this.#layout.artifact(step.name, size);
+        if (match.kind === 'reject') {
+          if (match.code === 'ARTIFACT_SIZE') this.#outcomes.set(step.name, 'ARTIFACT_SIZE');
+          return stopWith(match);
+        }
+        const { artifact } = match;
+        const held = artifact.role === 'trust' || artifact.role === 'provenance' ? Buffer.alloc(artifact.size) : null;
+        const writer = this.#sink ? await this.#sink.begin(artifact, this.#manifest as Manifest) : null;
+        this.#consumer = { kind: 'artifact', artifact, hash: createHash('sha256'), writer, held, received: 0 };
+        return;
+      }
+    }
+  }
+
+  async #data(chunk: Buffer): Promise<void> {
+    const c = this.#consumer;
+    if (c === null) throw new Error('tar data outside an entry');
+    if (c.kind === 'buffer') {
+      chunk.copy(c.bytes, c.filled);
+      c.filled += chunk.length;
+      return;
+    }
+    // The reader never delivers more than the header's size, which matched the
+    // manifest's; the check stays as the last line of the endless-data defence.
+    if (c.received + chunk.length > c.artifact.size) {
+      this.#outcomes.set(c.artifact.name, 'ARTIFACT_SIZE');
+      throw new Stop('ARTIFACT_SIZE', `artifact ${c.artifact.name}: more than the manifest's ${c.artifact.size} bytes`);
+    }
+    c.hash.update(chunk);
+    if (c.held) chunk.copy(c.held, c.received);
+    c.received += chunk.length;
+    if (c.writer) await c.writer.write(chunk);
+  }
+
+  async #entryEnd(): Promise<void> {
+    const c = this.#consumer;
+    if (c === null) throw new Error('tar entry end outside an entry');
+    if (c.kind === 'buffer') {
+      this.#consumer = null;
+      if (c.part === 'manifest') this.#acceptManifest(c.bytes);
+      else this.#pairs.set(c.index, { ...this.#pairs.get(c.index), [c.part]: c.bytes });
+      return;
+    }
+    const { artifact } = c;
+    const digest = c.hash.digest('hex');
+    if (c.received !== artifact.size) {
+      this.#outcomes.set(artifact.name, 'ARTIFACT_SIZE');
+      throw new Stop('ARTIFACT_SIZE', `artifact ${artifact.name}: ${c.received} bytes, the manifest says ${artifact.size}`);
+    }
+    if (digest !== artifact.sha256) {
+      this.#outcomes.set(artifact.name, 'ARTIFACT_DIGEST');
+      throw new Stop('ARTIFACT_DIGEST', `artifact ${artifact.name}: sha256 ${digest} differs from the manifest's ${artifact.sha256}`);
+    }
+    if (c.held && artifact.role === 'trust') this.#rotateTrust(artifact, c.held);
+    this.#consumer = null;
+    this.#outcomes.set(artifact.name, 'ok');
+    if (c.writer) await c.writer.finish();
+  }
+
+  #acceptManifest(bytes: Buffer): void {
+    this.#manifestBytes = bytes;
+    this.#manifestSha256 = createHash('sha256').update(bytes).digest('hex');
+    let manifest: Manifest;
+    try {
+      manifest = parseManifest(bytes);
+    } catch (err) {
+      if (err instanceof BundleRejected) throw new Stop(err.code, err.message);
+      throw err;
+    }
+    // The verifier holds these two in memory; their bound must not depend on another module's rules.
+    for (const a of manifest.artifacts) {
+      const limit = a.role === 'trust' ? TRUST_ARTIFACT_MAX_BYTES : a.role === 'provenance' ? PROVENANCE_ARTIFACT_MAX_BYTES : Infinity;
+      if (a.size > limit) throw new Stop('MANIFEST_INVALID', `manifest.json: the ${a.role} artifact ${a.name} is ${a.size} bytes, over the limit of ${limit}`);
+    }
+    this.#manifest = manifest;
+    this.#layout.setManifestArtifacts(manifest.artifacts);
+  }
+
+  #signatureEntries(): SignatureEntry[] {
+    return [...this.#pairs.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([index, p]) => ({ index, signature: p.sig ?? Buffer.alloc(0), chainPem: p.pem ?? Buffer.alloc(0) }));
+  }
+
+  /** The checks made once the signatures are all read, in table order. */
+  #judge(): void {
+    const manifest = this.#manifest;
+    const bytes = this.#manifestBytes;
+    if (manifest === null || bytes === null) throw new Error('judging signers before the manifest');
+    const ctx = this.#ctx;
+    const judgement = judgeSigners(bytes, this.#signatureEntries(), ctx.trust, ctx.at);
+    this.#judgement = judgement;
+    if (judgement.code !== null) throw new Stop(judgement.code, judgement.reason ?? judgement.code);
+    if (ctx.at.getTime() > Date.parse(manifest.expires)) {
+      throw new Stop('MANIFEST_EXPIRED', `the manifest expired at ${manifest.expires}; verification time is ${ctx.at.toISOString()}`);
+    }
+    if (ctx.hardware !== undefined) {
+      const fits = manifest.hardware.includes(ctx.hardware);
+      this.#hardwareCheck = fits ? 'matched' : 'mismatch';
+      if (!fits) {
+        throw new Stop('HARDWARE_MISMATCH', `hardware model ${JSON.stringify(ctx.hardware)} is not among the manifest's ${JSON.stringify(manifest.hardware)}`);
+      }
+    }
+    if (manifest.securityVersion < ctx.securityFloor) {
+      throw new Stop('ROLLBACK', `securityVersion ${manifest.securityVersion} is below this device's floor ${ctx.securityFloor}`);
+    }
+  }
+
+  #endOfArchive(): void {
+    const end = this.#layout.end();
+    if (end.kind === 'reject' && end.code === 'BUNDLE_FORMAT') stopWith(end);
+    if (this.#judgement === null) this.#judge();
+    if (end.kind === 'reject') stopWith(end);
+  }
+
+  /** Trust rotation: the same signatures must also meet the NEW policy's threshold. */
+  #rotateTrust(artifact: ManifestArtifact, bytes: Buffer): void {
+    let anchors;
+    try {
+      anchors = loadTrustAnchors(bytes);
+    } catch (err) {
+      if (!(err instanceof GlassboxError)) throw err;
+      this.#outcomes.set(artifact.name, 'THRESHOLD_NOT_MET');
+      throw new Stop('THRESHOLD_NOT_MET', `trust artifact ${artifact.name} is not a valid trust policy, so its threshold cannot be met: ${err.message}`);
+    }
+    const judgement = judgeSigners(this.#manifestBytes as Buffer, this.#signatureEntries(), anchors, this.#ctx.at);
+    this.#trustRotation = {
+      artifact: artifact.name,
+      policySha256: anchors.sha256,
+      threshold: judgement.threshold,
+      distinctValid: judgement.distinctValid,
+      signers: judgement.signers,
+    };
+    if (judgement.code !== null) {
+      this.#outcomes.set(artifact.name, judgement.code);
+      throw new Stop(judgement.code, `new trust policy in artifact ${artifact.name}: ${judgement.reason ?? judgement.code}`);
+    }
+    this.#newTrustPolicy = bytes;
+  }
+
+  async #abortWriter(): Promise<void> {
+    const c = this.#consumer;
+    this.#consumer = null;
+    if (c?.kind === 'artifact' && c.writer) {
+      if (!this.#outcomes.has(c.artifact.name)) this.#outcomes.set(c.artifact.name, 'not-reached');
+      await c.writer.abort();
+    }
+  }
+
+  #acceptedReason(): string {
+    const j = this.#judgement as SignersJudgement;
+    const rotation = this.#trustRotation ? `; new trust policy ${this.#trustRotation.policySha256.slice(0, 12)}… met by ${this.#trustRotation.distinctValid} of ${this.#trustRotation.threshold}` : '';
+    return `${j.distinctValid} distinct valid signer(s), threshold ${j.threshold}${rotation}`;
+  }
+
+  #report(stop: Stop | null, okReason = ''): VerifyReport {
+    const m = this.#manifest;
+    const ctx = this.#ctx;
+    const summary: ManifestSummary | null = m && {
+      sha256: this.#manifestSha256,
+      product: m.product,
+      version: m.version,
+      securityVersion: m.securityVersion,
+      hardware: m.hardware,
+      released: m.released,
+      expires: m.expires,
+    };
+    const report: VerifyReport = {
+      ok: stop === null,
+      code: stop?.code ?? null,
+      reason: stop?.reason ?? okReason,
+      manifest: summary,
+      signers: this.#judgement?.signers ?? [],
+      provenance: m && { sourceRepository: m.provenance.sourceRepository, sourceCommit: m.provenance.sourceCommit, builder: m.provenance.builder },
+      artifacts: (m?.artifacts ?? []).map((a) => ({ name: a.name, role: a.role, size: a.size, sha256: a.sha256, outcome: this.#outcomes.get(a.name) ?? 'not-reached' })),
+      hardwareCheck: this.#hardwareCheck,
+      at: ctx.at.toISOString(),
+      securityFloor: ctx.securityFloor,
+      ...(this.#trustRotation ? { trustRotation: this.#trustRotation } : {}),
+    };
+    if (stop !== null || m === null || this.#manifestBytes === null) return report;
+    return {
+      ...report,
+      manifestObject: m,
+      manifestBytes: this.#manifestBytes,
+      ...(this.#newTrustPolicy ? { newTrustPolicy: this.#newTrustPolicy } : {}),
+    };
+  }
+}
+
+function checkContext(ctx: VerifyContext): void {
+  if (!ctx || !ctx.trust || !Array.isArray(ctx.trust.roots) || ctx.trust.roots.length === 0) {
+    throw new TypeError('verifyBundle: no trust anchors (fail closed: there is no unverified mode)');
+  }
+  if (!(ctx.at instanceof Date) || Number.isNaN(ctx.at.getTime())) throw new TypeError('verifyBundle: ctx.at is not a valid Date');
+  if (!Number.isSafeInteger(ctx.securityFloor) || ctx.securityFloor < 0) throw new TypeError('verifyBundle: ctx.securityFloor must be a non-negative integer');
+}
+
+/**
+ * Verifies a bundle read once from `source`. Returns the report (ok, or one
+ * rejection code); throws IoError only when the source fails, and rethrows
+ * errors of the sink. See the module comment for the order of checks.
+ */
+export async function verifyBundle(source: ByteSource, ctx: VerifyContext, sink?: ArtifactSink): Promise<VerifyReport> {
+  checkContext(ctx);
+  return new Verification(ctx, sink).run(source);
+}
+
+/** verifyBundle over a file, read in large reused chunks (the fast path for the CLI and the installer). */
+export async function verifyBundleFile(path: string, ctx: VerifyContext, sink?: ArtifactSink): Promise<VerifyReport> {
+  checkContext(ctx);
+  return new Verification(ctx, sink).run(readFileChunks(path));
+}
