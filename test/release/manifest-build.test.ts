@@ -158,3 +158,23 @@ describe('readTemplate', () => {
     await expect(readTemplate(join(dir, 'none.json'))).rejects.toBeInstanceOf(IoError);
   });
 });
+
+describe('the worked example of firmware-manifests/README.md', () => {
+  it('rebuilds to the digests the README shows', async () => {
+    const root = join(import.meta.dirname, '..', '..');
+    const readme = await readFile(join(root, 'firmware-manifests', 'README.md'), 'utf8');
+    const templateJson = /A release engineer writes a template[\s\S]*?```json\n([\s\S]*?)```/.exec(readme)?.[1];
+    expect(templateJson).toBeDefined();
+    const exDir = join(dir, 'readme-example');
+    await mkdir(exDir, { recursive: true });
+    await writeFile(join(exDir, 'rootfs.img'), 'hss-nvr example rootfs\n');
+    await writeFile(join(exDir, 'template.json'), templateJson!);
+    const built = await buildManifest(await readTemplate(join(exDir, 'template.json')), [{ name: 'rootfs.img', role: 'rootfs', path: join(exDir, 'rootfs.img') }], {
+      now,
+      outDir: join(exDir, 'out'),
+    });
+    const shown = /```\n(\{"artifacts"[\s\S]*?)```/.exec(readme)?.[1]?.replace(/\n/g, '');
+    expect(built.bytes.toString()).toBe(shown);
+    expect(readme).toContain(`Its SHA-256 (the manifest's identity) is\n\`${built.sha256}\``);
+  });
+});
