@@ -11,6 +11,7 @@ const commandModules: Array<() => Promise<{ register: (program: Command, io: typ
   () => import('./status.js'),
   () => import('./boot-check.js'),
   () => import('./rollback.js'),
+  () => import('./release.js'),
 ];
 
 async function main(argv: string[]): Promise<void> {
