@@ -26,6 +26,7 @@ import { BundleRejected } from './codes.js';
 import type { Manifest, ManifestArtifact } from '../manifest/types.js';
 import { parseManifest } from '../manifest/parse.js';
 import { spkiSha256 } from '../trust/fingerprint.js';
+import type { Signer } from '../pki/signer.js';
 import { BundleLayout, CHAIN_PEM_MAX_BYTES, MAX_SIGNERS, SIGNATURE_MAX_BYTES, type EntryHeader, type Rejection } from './layout.js';
 import { readTar, type TarEvent } from './reader.js';
 import { STREAM_CHUNK, TarFileWriter, fileChunks, writeAtomically } from './writer-tar.js';
@@ -71,13 +72,8 @@ export interface AddSignatureResult extends WriteBundleResult {
   readonly subject: string;
 }
 
-/** What addSignature needs of a signer; src/pki/signer.ts's Signer satisfies it. */
-export interface BundleSigner {
-  /** PEM chain, leaf first, then intermediates (never the root). */
-  readonly chainPem: string;
-  /** Signs `data` the way `openssl dgst -sign` would (DER ECDSA, raw RSA). */
-  sign(data: Buffer): Promise<Buffer>;
-}
+/** What addSignature needs of a signer (src/pki/signer.ts); a PKCS #11 signer only has to provide these two. */
+export type BundleSigner = Pick<Signer, 'chainPem' | 'sign'>;
 
 export type WriteRefusalCode = 'ALREADY_SIGNED' | 'TOO_MANY_SIGNERS' | 'SIGNER_CHAIN';
 
