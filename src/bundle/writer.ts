@@ -330,7 +330,7 @@ export async function addSignature(inPath: string, outPath: string, signer: Bund
         manifestSha256: sha256Hex(manifestBytes),
         index: signatures.length,
         spkiSha256: newSpki,
-        subject: leaf.subject,
+        subject: leaf.subject.split('\n').join(', '),
       };
     } catch (err) {
       await tar?.abort();

@@ -129,8 +129,8 @@ export function register(program: Command, io: CliIO): void {
         if (opts.json) printJson(io, { ok: true, ...res });
         else {
           io.out(
-            `signed ${res.path} as signer ${res.index} of ${res.index}: ${res.subject} (${res.algorithm}, key sha256 ${res.spkiSha256.slice(0, 16)}…), ` +
-              `manifest sha256 ${res.manifestSha256}`,
+            `signed ${res.path}: signatures/${res.index}.sig added (${res.index} signature${res.index === 1 ? '' : 's'} now) by ${res.subject}, ` +
+              `${res.algorithm}, key sha256 ${res.spkiSha256.slice(0, 16)}…; manifest sha256 ${res.manifestSha256}`,
           );
         }
         return 0;

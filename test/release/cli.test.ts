@@ -1,0 +1,191 @@
+/**
+ * `glassbox release …` as a release engineer runs it: spawns the built CLI
+ * (`npm run build` first; `npm test` does that).
+ */
+import { describe, expect, it, beforeAll } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { tempDir } from './fixtures.js';
+
+const MAIN = resolve('dist/cli/main.js');
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function glassbox(args: string[], cwd: string): Run {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const TEMPLATE = {
+  schema: 'glassbox.manifest/v1',
+  product: 'hss-nvr',
+  hardware: ['nvr-8p', 'nvr-16p'],
+  version: '4.2.0',
+  securityVersion: 3,
+  released: '2025-03-01T12:00:00Z',
+  expires: '2099-03-01T12:00:00Z',
+  egress: [{ id: 'ntp', purpose: 'Time synchronisation', proto: 'udp', host: 'ntp.hss.example', port: 123 }],
+  provenance: {
+    sourceRepository: 'https://git.hss.example/nvr/firmware',
+    sourceCommit: '0123456789abcdef0123456789abcdef01234567',
+    builder: 'https://ci.hss.example/builders/release',
+    buildFinished: '2025-03-01T11:00:00Z',
+  },
+};
+
+let dir: string;
+beforeAll(async () => {
+  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build first`);
+  dir = await tempDir('release-cli');
+  await writeFile(join(dir, 'template.json'), JSON.stringify(TEMPLATE, null, 2));
+  await writeFile(join(dir, 'rootfs.img'), Buffer.alloc(300_000, 7));
+  await writeFile(join(dir, 'app.bin'), 'recorder app\n');
+  const pki = glassbox(['release', 'pki', '--out', 'pki', '--signers', '3', '--threshold', '2'], dir);
+  expect(pki.stderr).toBe('');
+  expect(pki.status).toBe(0);
+});
+
+function build(out: string, extra: string[] = []): Run {
+  return glassbox(
+    ['release', 'build', '--template', 'template.json', '--artifact', 'rootfs.img=rootfs:rootfs.img', '--artifact', 'app.bin=app:app.bin', '--out', out, '--now', '2025-03-01T12:00:00Z', ...extra],
+    dir,
+  );
+}
+
+function sign(bundle: string, k: number, extra: string[] = []): Run {
+  return glassbox(['release', 'sign', bundle, '--key', `pki/signer-${k}.key`, '--chain', `pki/signer-${k}.chain.pem`, ...extra], dir);
+}
+
+function verifyJson(bundle: string): { status: number | null; code: string | null; ok: boolean } {
+  const r = glassbox(['verify', bundle, '--trust', 'pki/trust-policy.json', '--hardware', 'nvr-8p', '--json'], dir);
+  const report = JSON.parse(r.stdout) as { ok: boolean; code: string | null };
+  return { status: r.status, code: report.code, ok: report.ok };
+}
+
+describe('glassbox release: pki → build → sign ×2 → verify', () => {
+  it('builds an unsigned bundle the verifier rejects with THRESHOLD_NOT_MET, and accepts once two signers signed', () => {
+    const b = build('b.tar');
+    expect(b.status).toBe(0);
+    expect(b.stdout).toMatch(/^built UNSIGNED bundle b\.tar: hss-nvr 4\.2\.0 \(securityVersion 3\), 4 artifacts/);
+    expect(verifyJson('b.tar')).toEqual({ status: 1, code: 'THRESHOLD_NOT_MET', ok: false });
+
+    const s1 = sign('b.tar', 1);
+    expect(s1.status).toBe(0);
+    expect(s1.stdout).toContain('signatures/1.sig added (1 signature now)');
+    expect(verifyJson('b.tar')).toEqual({ status: 1, code: 'THRESHOLD_NOT_MET', ok: false });
+
+    const s3 = sign('b.tar', 3, ['--json']);
+    expect(s3.status).toBe(0);
+    const res = JSON.parse(s3.stdout) as { ok: boolean; index: number; algorithm: string; spkiSha256: string };
+    expect(res).toMatchObject({ ok: true, index: 2, algorithm: 'ecdsa-p256-sha256' });
+    expect(res.spkiSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(verifyJson('b.tar')).toEqual({ status: 0, code: null, ok: true });
+  });
+
+  it('is reproducible: the same template, files and --now give the same unsigned bundle', async () => {
+    expect(build('r1.tar').status).toBe(0);
+    expect(build('r2.tar').status).toBe(0);
+    expect((await readFile(join(dir, 'r1.tar'))).equals(await readFile(join(dir, 'r2.tar')))).toBe(true);
+  });
+
+  it('--keep leaves manifest.json, the SBOM and the provenance statement beside the bundle', async () => {
+    expect(build('k.tar', ['--keep', 'kept']).status).toBe(0);
+    const manifest = JSON.parse(await readFile(join(dir, 'kept', 'manifest.json'), 'utf8')) as { artifacts: { name: string; role: string }[] };
+    expect(manifest.artifacts.map((a) => `${a.name}:${a.role}`)).toEqual(['rootfs.img:rootfs', 'app.bin:app', 'sbom.cdx.json:sbom', 'provenance.intoto.json:provenance']);
+    const sbom = JSON.parse(await readFile(join(dir, 'kept', 'sbom.cdx.json'), 'utf8')) as { bomFormat: string };
+    expect(sbom.bomFormat).toBe('CycloneDX');
+    const prov = JSON.parse(await readFile(join(dir, 'kept', 'provenance.intoto.json'), 'utf8')) as { _type: string };
+    expect(prov._type).toBe('https://in-toto.io/Statement/v1');
+  });
+
+  it('sign --out leaves the input untouched', async () => {
+    expect(build('in.tar').status).toBe(0);
+    const before = await readFile(join(dir, 'in.tar'));
+    expect(sign('in.tar', 2, ['--out', 'out.tar']).status).toBe(0);
+    expect((await readFile(join(dir, 'in.tar'))).equals(before)).toBe(true);
+    expect(glassbox(['release', 'inspect', 'out.tar'], dir).stdout).toContain('signer 1: CN=glassbox development release signer 2');
+  });
+});
+
+describe('glassbox release: refusals (exit 1) and usage errors (exit 2)', () => {
+  it('refuses a second signature by the same key: exit 1, ALREADY_SIGNED, bundle unchanged', async () => {
+    expect(build('twice.tar').status).toBe(0);
+    expect(sign('twice.tar', 1).status).toBe(0);
+    const before = await readFile(join(dir, 'twice.tar'));
+    const again = sign('twice.tar', 1, ['--json']);
+    expect(again.status).toBe(1);
+    expect(JSON.parse(again.stdout)).toMatchObject({ ok: false, code: 'ALREADY_SIGNED' });
+    expect(again.stderr).toContain('already signed the bundle as signer 1');
+    expect((await readFile(join(dir, 'twice.tar'))).equals(before)).toBe(true);
+  });
+
+  it('refuses to sign a bundle whose artifact was changed: exit 1, ARTIFACT_DIGEST', async () => {
+    expect(build('t.tar').status).toBe(0);
+    const bytes = await readFile(join(dir, 't.tar'));
+    const at = bytes.indexOf(Buffer.from('recorder app'));
+    bytes[at] = 0x52; // 'r' -> 'R'
+    await writeFile(join(dir, 't.tar'), bytes);
+    const r = sign('t.tar', 1, ['--json']);
+    expect(r.status).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ code: 'ARTIFACT_DIGEST' });
+  });
+
+  it('names a malformed NAME=ROLE:PATH, an unknown role and a supplied sbom (exit 2)', () => {
+    const cases: [string, RegExp][] = [
+      ['rootfs.img:rootfs.img', /--artifact "rootfs\.img:rootfs\.img": expected NAME=ROLE:PATH/],
+      ['rootfs.img=firmware:rootfs.img', /unknown role "firmware"; use one of rootfs, kernel, app, config, trust, other/],
+      ['sbom.json=sbom:rootfs.img', /the sbom is generated by the build, not supplied/],
+      ['../x=rootfs:rootfs.img', /name "\.\.\/x" must match/],
+    ];
+    for (const [spec, message] of cases) {
+      const r = glassbox(['release', 'build', '--template', 'template.json', '--artifact', spec, '--out', 'x.tar'], dir);
+      expect(r.status, spec).toBe(2);
+      expect(r.stderr, spec).toMatch(message);
+    }
+    expect(existsSync(join(dir, 'x.tar'))).toBe(false);
+  });
+
+  it('names a missing artifact file, template, bundle or key (exit 2)', () => {
+    const missingArtifact = glassbox(['release', 'build', '--template', 'template.json', '--artifact', 'a=rootfs:no-such.img', '--out', 'x.tar'], dir);
+    expect(missingArtifact.status).toBe(2);
+    expect(missingArtifact.stderr).toContain('no-such.img');
+    const missingTemplate = glassbox(['release', 'build', '--template', 'no-template.json', '--artifact', 'a=rootfs:rootfs.img', '--out', 'x.tar'], dir);
+    expect(missingTemplate.status).toBe(2);
+    expect(missingTemplate.stderr).toContain('no-template.json');
+    const missingBundle = sign('no-bundle.tar', 1);
+    expect(missingBundle.status).toBe(2);
+    expect(missingBundle.stderr).toContain('no-bundle.tar');
+    const missingKey = glassbox(['release', 'sign', 'b.tar', '--key', 'pki/nokey.key', '--chain', 'pki/signer-1.chain.pem'], dir);
+    expect(missingKey.status).toBe(2);
+    expect(missingKey.stderr).toContain('nokey.key');
+  });
+
+  it('refuses a template the schema rejects (exit 1, RELEASE_INPUT_INVALID naming the field)', async () => {
+    await writeFile(join(dir, 'bad-template.json'), JSON.stringify({ ...TEMPLATE, securityVersion: -1 }));
+    const r = glassbox(['release', 'build', '--template', 'bad-template.json', '--artifact', 'a=rootfs:rootfs.img', '--out', 'x.tar', '--json'], dir);
+    expect(r.status).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ code: 'RELEASE_INPUT_INVALID' });
+    expect(r.stderr).toContain('/securityVersion');
+  });
+
+  it('rejects a bad flag value: --algorithm, --signers, --now, a missing required option (exit 2)', () => {
+    expect(glassbox(['release', 'pki', '--out', 'p2', '--algorithm', 'ed25519'], dir).status).toBe(2);
+    expect(glassbox(['release', 'pki', '--out', 'p3', '--signers', 'many'], dir).stderr).toContain('--signers must be a whole number');
+    expect(build('n.tar', ['--now', 'yesterday']).stderr).toContain('--now "yesterday"');
+    expect(glassbox(['release', 'sign', 'b.tar', '--key', 'pki/signer-1.key'], dir).status).toBe(2);
+    expect(glassbox(['release', 'pki', '--out', 'pki'], dir).status).toBe(2); // never overwrites a PKI
+  });
+
+  it('inspect: exit 1 with BUNDLE_FORMAT for a file that is not a bundle', async () => {
+    await writeFile(join(dir, 'junk.tar'), Buffer.alloc(2048, 0x41));
+    const r = glassbox(['release', 'inspect', 'junk.tar', '--json'], dir);
+    expect(r.status).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ wellFormed: false, code: 'BUNDLE_FORMAT' });
+  });
+});
