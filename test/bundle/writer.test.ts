@@ -10,6 +10,9 @@ import { GlassboxError } from '../../src/errors.js';
 import { readTar } from '../../src/bundle/reader.js';
 import { BundleLayout } from '../../src/bundle/layout.js';
 import { file, entry, tarOf } from '../helpers/bundle.js';
+import { verifyBundleFile } from '../../src/bundle/verify.js';
+import { loadTrustAnchors } from '../../src/trust/policy.js';
+import { canonicalBytes } from '../../src/manifest/canonical.js';
 import { defaultArtifacts, keySigner, makePki, makeRelease, tempDir, sha256, RELEASED, type TestPki } from '../release/fixtures.js';
 
 /** Entry paths of a bundle, checked against the verifier's layout rules on the way. */
@@ -291,6 +294,27 @@ describe('addSignature', () => {
 
   it('is a BundleRejected for input faults, so the CLI exits 1', async () => {
     expect(new BundleRejected('BUNDLE_FORMAT', 'x').exitCode).toBe(1);
+  });
+});
+
+describe('what the verifier says about written bundles', () => {
+  it('rejects the unsigned bundle with THRESHOLD_NOT_MET and accepts it after two addSignature calls', async () => {
+    const dir = await tempDir('verify');
+    const rel = await makeRelease(dir);
+    const out = join(dir, 'b.tar');
+    await writeBundle(out, { manifestBytes: rel.manifestBytes, signatures: [], artifacts: rel.artifacts });
+    const trust = loadTrustAnchors(canonicalBytes({ revoked: { certificates: [], keys: [] }, roots: [pki.root.pem], schema: 'glassbox.trust/v1', threshold: 2 }));
+    const ctx = { trust, at: new Date(), hardware: 'nvr-8p', securityFloor: 0 };
+    const unsigned = await verifyBundleFile(out, ctx);
+    expect(unsigned.code).toBe('THRESHOLD_NOT_MET');
+    await addSignature(out, out, keySigner(pki.leaves[0]!, pki.intermediate));
+    expect((await verifyBundleFile(out, ctx)).code).toBe('THRESHOLD_NOT_MET');
+    await addSignature(out, out, keySigner(pki.leaves[1]!, pki.intermediate));
+    const signed = await verifyBundleFile(out, ctx);
+    expect(signed.code).toBeNull();
+    expect(signed.ok).toBe(true);
+    expect(signed.signers.map((s) => s.outcome)).toEqual(['valid', 'valid']);
+    expect(signed.artifacts.every((a) => a.outcome === 'ok')).toBe(true);
   });
 });
 
