@@ -12,6 +12,8 @@ const commandModules: Array<() => Promise<{ register: (program: Command, io: typ
   () => import('./boot-check.js'),
   () => import('./rollback.js'),
   () => import('./release.js'),
+  () => import('./provision.js'),
+  () => import('./ca.js'),
 ];
 
 async function main(argv: string[]): Promise<void> {
