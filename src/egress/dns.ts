@@ -1,0 +1,74 @@
+/**
+ * Resolution of host rules (bundle-v1 §4) with the records' TTLs, through
+ * node:dns's Resolver (c-ares: /etc/resolv.conf or the configured servers).
+ * The caller puts the addresses in the host sets with timeout = TTL + grace
+ * and refreshes before they run out.
+ */
+import { Resolver } from 'node:dns/promises';
+import type { ResolvedAddress } from './ruleset.js';
+
+export interface DnsOptions {
+  /** Name servers (ip or ip:port); default: the system's. */
+  readonly servers?: readonly string[];
+  /** Seconds added to each record's TTL before its address leaves the set (clients may connect just after resolving). */
+  readonly graceSeconds?: number;
+  /** TTLs below this are raised to it (and it is the shortest refresh interval). */
+  readonly minTtlSeconds?: number;
+  /** TTLs above this are lowered to it. */
+  readonly maxTtlSeconds?: number;
+  readonly timeoutMs?: number;
+}
+
+export interface Resolution {
+  readonly host: string;
+  readonly addresses: readonly ResolvedAddress[];
+  /** Seconds until this name should be resolved again. */
+  readonly refreshSeconds: number;
+  /** Set when resolution failed (the previous addresses then simply run out). */
+  readonly error: string | null;
+}
+
+const NO_DATA = new Set(['ENODATA', 'ENOTFOUND', 'NOTFOUND', 'ENONAME']);
+
+export class HostResolver {
+  private readonly resolver: Resolver;
+  readonly grace: number;
+  readonly minTtl: number;
+  readonly maxTtl: number;
+
+  constructor(opts: DnsOptions = {}) {
+    this.resolver = new Resolver({ timeout: opts.timeoutMs ?? 2000, tries: 2 });
+    if (opts.servers && opts.servers.length > 0) this.resolver.setServers([...opts.servers]);
+    this.grace = opts.graceSeconds ?? 1;
+    this.minTtl = opts.minTtlSeconds ?? 1;
+    this.maxTtl = opts.maxTtlSeconds ?? 3600;
+  }
+
+  async resolve(host: string): Promise<Resolution> {
+    const errors: string[] = [];
+    const out: ResolvedAddress[] = [];
+    let minTtl = Infinity;
+    const one = async (family: 4 | 6): Promise<void> => {
+      try {
+        const recs = family === 4 ? await this.resolver.resolve4(host, { ttl: true }) : await this.resolver.resolve6(host, { ttl: true });
+        for (const r of recs) {
+          const ttl = Math.min(this.maxTtl, Math.max(this.minTtl, r.ttl));
+          minTtl = Math.min(minTtl, ttl);
+          out.push({ family, address: r.address, timeoutSeconds: ttl + this.grace });
+        }
+      } catch (e) {
+        const code = (e as { code?: string }).code ?? '';
+        if (!NO_DATA.has(code)) errors.push(`${family === 4 ? 'A' : 'AAAA'}: ${code || (e as Error).message}`);
+      }
+    };
+    await Promise.all([one(4), one(6)]);
+    const ttl = Number.isFinite(minTtl) ? minTtl : this.minTtl * 5;
+    // Refresh at 80 % of the shortest TTL so that live addresses never lapse.
+    const refreshSeconds = errors.length > 0 ? Math.max(this.minTtl, 2) : Math.max(this.minTtl, ttl * 0.8);
+    return { host, addresses: out, refreshSeconds, error: errors.length > 0 ? errors.join('; ') : null };
+  }
+
+  cancel(): void {
+    this.resolver.cancel();
+  }
+}
