@@ -12,6 +12,7 @@ const commandModules: Array<() => Promise<{ register: (program: Command, io: typ
   () => import('./boot-check.js'),
   () => import('./rollback.js'),
   () => import('./release.js'),
+  () => import('./demo.js'),
   () => import('./provision.js'),
   () => import('./ca.js'),
 ];
