@@ -11,10 +11,12 @@ const commandModules: Array<() => Promise<{ register: (program: Command, io: typ
   () => import('./status.js'),
   () => import('./boot-check.js'),
   () => import('./rollback.js'),
+  () => import('./verify.js'),
   () => import('./release.js'),
   () => import('./demo.js'),
   () => import('./provision.js'),
   () => import('./ca.js'),
+  () => import('./daemon.js'),
 ];
 
 async function main(argv: string[]): Promise<void> {

@@ -347,6 +347,13 @@ export class DiskQueue {
     this.inflight.delete(e.seq);
   }
 
+  /** A message the broker will never accept: delete it and count it as dropped. */
+  async drop(e: QueueEntry): Promise<void> {
+    await this.remove(e);
+    this.countDrop(e.kind, e.seq);
+    await this.saveDrops();
+  }
+
   /** The broker acknowledged the message: delete it. */
   async remove(e: QueueEntry): Promise<void> {
     const i = this.entries.indexOf(e);

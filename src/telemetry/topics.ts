@@ -38,12 +38,14 @@ export const TOPICS: { readonly [K in TopicName]: TopicOptions } = {
 
 /** Data carried by each event type (payload field `data`). */
 export interface EventTypes {
-  /** An install finished (from the install module's journal or spool). */
-  'install.outcome': { readonly outcome: 'installed' | 'committed' | 'rejected' | 'failed'; readonly version?: string | null; readonly manifestSha256?: string | null; readonly code?: string | null; readonly reason?: string | null; readonly slot?: string | null };
-  /** The boot did not confirm and the previous slot was restored. */
-  'boot.fallback': { readonly fromSlot: string; readonly toSlot: string; readonly version?: string | null; readonly reason?: string | null };
-  /** A bundle's trust artifact replaced the trust policy. */
-  'trust.rotation': { readonly previousPolicySha256: string | null; readonly policySha256: string; readonly version?: string | null };
+  /** From the install journal: an install was done (`installed`), refused (`rejected`) or broke (`failed`); a boot check `committed` the slot. */
+  'install.outcome': { readonly outcome: 'installed' | 'committed' | 'rejected' | 'failed'; readonly slot: string | null; readonly version: string | null; readonly manifestSha256: string | null; readonly code: string | null; readonly reason: string | null; readonly journalAt: string };
+  /** From the install journal: a boot check failed; `bootOutcome` says whether the device fell back to the other slot (fell-back), will retry (retry) or had none (no-fallback). */
+  'boot.fallback': { readonly slot: string | null; readonly bootOutcome: string | null; readonly version: string | null; readonly code: string | null; readonly reason: string | null; readonly journalAt: string };
+  /** From the install journal: an operator rolled back (or tried to). */
+  'install.rollback': { readonly outcome: 'ok' | 'rejected' | 'failed'; readonly slot: string | null; readonly version: string | null; readonly code: string | null; readonly reason: string | null; readonly journalAt: string };
+  /** The trust policy in force changed (a bundle's trust artifact took effect). */
+  'trust.rotation': { readonly previousPolicySha256: string | null; readonly policySha256: string };
   /** Egress observer: a flow not declared by the installed manifest (egress issue). */
   'egress.alert': { readonly [key: string]: unknown };
   /** The offline queue had to drop messages (reported after reconnect). */
