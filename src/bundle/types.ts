@@ -57,10 +57,15 @@ export interface VerifyReport {
   /** null when the manifest itself could not be read. */
   readonly manifest: ManifestSummary | null;
   readonly signers: readonly SignerReport[];
+  /** The trust policy's threshold and the distinct valid signer keys counted; null / 0 when the signers were not judged. */
+  readonly threshold: number | null;
+  readonly distinctValidSigners: number;
   readonly provenance: { readonly sourceRepository: string; readonly sourceCommit: string; readonly builder: string } | null;
   readonly artifacts: readonly ArtifactReport[];
   /** 'skipped' when no hardware model was given. */
   readonly hardwareCheck: 'matched' | 'skipped' | 'mismatch' | 'not-reached';
+  /** The provenance statement checked against the manifest (checkProvenance): a mismatch is MANIFEST_INVALID. */
+  readonly provenanceCheck: 'matched' | 'mismatch' | 'not-reached';
   readonly at: string;
   readonly securityFloor: number;
   /** Present when ok: the parsed manifest and its exact bytes (for install and telemetry). */

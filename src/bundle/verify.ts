@@ -27,6 +27,14 @@
  *     (SIGNATURE_INVALID / SIGNER_UNTRUSTED / THRESHOLD_NOT_MET). A trust
  *     artifact that is not a valid policy is THRESHOLD_NOT_MET: its
  *     threshold cannot be met by anyone.
+ *   - Provenance: the `provenance` artifact is checked with checkProvenance
+ *     once its digest matched (subjects = the other artifacts by sha256,
+ *     builder and source commit = the manifest's). A statement that does
+ *     not match is MANIFEST_INVALID: section 2 requires the manifest's
+ *     provenance artifact to be exactly that statement, so the signed
+ *     release is not a valid bundle-v1 release (fail closed; the device
+ *     would otherwise report a provenance its own statement contradicts).
+ *     ARTIFACT_DIGEST would be wrong: the artifact's bytes are the signed ones.
  *   - A `released` time later than the verification time is not a fault
  *     (a device clock may lag); only `expires` is judged.
  *   - An artifact writer's finish() means that artifact's size and digest
@@ -43,6 +51,7 @@ import type { ArtifactReport, ArtifactSink, ArtifactWriter, ManifestSummary, Tru
 import { GlassboxError } from '../errors.js';
 import { parseManifest } from '../manifest/parse.js';
 import type { Manifest, ManifestArtifact } from '../manifest/types.js';
+import { checkProvenance, describeProvenanceErrors } from '../release/provenance.js';
 import { loadTrustAnchors } from '../trust/policy.js';
 import { judgeSigners } from '../trust/signers.js';
 import type { SignatureEntry, SignersJudgement } from '../trust/types.js';
@@ -93,6 +102,7 @@ class Verification {
   readonly #outcomes = new Map<string, ArtifactOutcome>();
   #newTrustPolicy: Buffer | undefined;
   #trustRotation: TrustRotationReport | undefined;
+  #provenanceCheck: VerifyReport['provenanceCheck'] = 'not-reached';
 
   constructor(ctx: VerifyContext, sink: ArtifactSink | undefined) {
     this.#ctx = ctx;
@@ -203,6 +213,7 @@ class Verification {
       throw new Stop('ARTIFACT_DIGEST', `artifact ${artifact.name}: sha256 ${digest} differs from the manifest's ${artifact.sha256}`);
     }
     if (c.held && artifact.role === 'trust') this.#rotateTrust(artifact, c.held);
+    if (c.held && artifact.role === 'provenance') this.#checkProvenance(artifact, c.held);
     this.#consumer = null;
     this.#outcomes.set(artifact.name, 'ok');
     if (c.writer) await c.writer.finish();
@@ -289,6 +300,18 @@ class Verification {
     this.#newTrustPolicy = bytes;
   }
 
+  /** The provenance statement must describe this manifest's artifacts, builder and commit (section 2). */
+  #checkProvenance(artifact: ManifestArtifact, bytes: Buffer): void {
+    const check = checkProvenance(bytes, this.#manifest as Manifest);
+    if (check.ok) {
+      this.#provenanceCheck = 'matched';
+      return;
+    }
+    this.#provenanceCheck = 'mismatch';
+    this.#outcomes.set(artifact.name, 'MANIFEST_INVALID');
+    throw new Stop('MANIFEST_INVALID', `provenance artifact ${artifact.name} does not match the signed manifest: ${describeProvenanceErrors(check.errors)}`);
+  }
+
   async #abortWriter(): Promise<void> {
     const c = this.#consumer;
     this.#consumer = null;
@@ -322,9 +345,12 @@ class Verification {
       reason: stop?.reason ?? okReason,
       manifest: summary,
       signers: this.#judgement?.signers ?? [],
+      threshold: this.#judgement?.threshold ?? null,
+      distinctValidSigners: this.#judgement?.distinctValid ?? 0,
       provenance: m && { sourceRepository: m.provenance.sourceRepository, sourceCommit: m.provenance.sourceCommit, builder: m.provenance.builder },
       artifacts: (m?.artifacts ?? []).map((a) => ({ name: a.name, role: a.role, size: a.size, sha256: a.sha256, outcome: this.#outcomes.get(a.name) ?? 'not-reached' })),
       hardwareCheck: this.#hardwareCheck,
+      provenanceCheck: this.#provenanceCheck,
       at: ctx.at.toISOString(),
       securityFloor: ctx.securityFloor,
       ...(this.#trustRotation ? { trustRotation: this.#trustRotation } : {}),

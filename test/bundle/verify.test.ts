@@ -26,6 +26,7 @@ import {
   tarOf,
   testProvenance,
   testSbom,
+  TEST_PROVENANCE,
   type BundleEntry,
   type BundleOptions,
   type BundleSigner,
@@ -312,9 +313,7 @@ describe('the manifest', () => {
     expectCode(tarOf([file('manifest.json', Buffer.alloc(1024 * 1024 + 1, 0x20))]), 'MANIFEST_INVALID'));
 
   test('a trust artifact declared over 1 MiB is MANIFEST_INVALID', async () => {
-    const artifacts = defaultArtifacts();
-    artifacts.push({ name: 'trust.json', role: 'trust', data: Buffer.alloc(1024 * 1024 + 1, 0x20) });
-    await expectCode(bundle({ artifacts }).tar, 'MANIFEST_INVALID');
+    await expectCode(bundle({ artifacts: defaultArtifacts(undefined, [{ name: 'trust.json', role: 'trust', data: Buffer.alloc(1024 * 1024 + 1, 0x20) }]) }).tar, 'MANIFEST_INVALID');
   });
 });
 
@@ -626,6 +625,49 @@ describe('the artifact sink', () => {
   });
 });
 
+describe('the provenance statement', () => {
+  function withStatement(statement: (payload: TestArtifact[]) => Buffer): Buffer {
+    const payload = defaultArtifacts().slice(0, 3);
+    return bundle({ artifacts: [...payload, { name: 'provenance.intoto.json', role: 'provenance', data: statement(payload) }] }).tar;
+  }
+
+  test('is checked and reported as matched', async () => {
+    expect((await verify(bundle().tar)).provenanceCheck).toBe('matched');
+  });
+
+  test('naming another digest for an artifact is MANIFEST_INVALID (not ARTIFACT_DIGEST: the bytes are the signed ones)', async () => {
+    const report = await expectCode(
+      withStatement((p) => testProvenance([{ ...p[0]!, data: Buffer.from('other rootfs') }, ...p.slice(1)])),
+      'MANIFEST_INVALID',
+    );
+    expect(report.provenanceCheck).toBe('mismatch');
+    expect(report.reason).toContain('rootfs.img');
+    expect(report.artifacts.map((a) => a.outcome)).toEqual(['ok', 'ok', 'ok', 'MANIFEST_INVALID']);
+    expect(report.signers.map((s) => s.outcome)).toEqual(['valid', 'valid']);
+  });
+
+  test('leaving out an artifact is MANIFEST_INVALID', () => expectCode(withStatement((p) => testProvenance(p.slice(1))), 'MANIFEST_INVALID'));
+
+  test('another builder is MANIFEST_INVALID', () =>
+    expectCode(withStatement((p) => testProvenance(p, { ...TEST_PROVENANCE, builder: 'https://evil.example/builder' })), 'MANIFEST_INVALID'));
+
+  test('another source commit is MANIFEST_INVALID', () =>
+    expectCode(withStatement((p) => testProvenance(p, { ...TEST_PROVENANCE, sourceCommit: 'f'.repeat(40) })), 'MANIFEST_INVALID'));
+
+  test('not a statement at all is MANIFEST_INVALID', () => expectCode(withStatement(() => Buffer.from('{"hello":"world"}')), 'MANIFEST_INVALID'));
+
+  test('the sink aborts the provenance artifact', async () => {
+    const calls: string[] = [];
+    const sink: ArtifactSink = {
+      async begin(a) {
+        return { write: async () => undefined, finish: async () => void calls.push(`finish ${a.name}`), abort: async () => void calls.push(`abort ${a.name}`) };
+      },
+    };
+    await verify(withStatement(() => Buffer.from('{}')), {}, sink);
+    expect(calls).toEqual(['finish rootfs.img', 'finish app.tar', 'finish sbom.cdx.json', 'abort provenance.intoto.json']);
+  });
+});
+
 describe('trust rotation', () => {
   let next: TestPki;
   beforeAll(async () => {
@@ -633,9 +675,7 @@ describe('trust rotation', () => {
   });
 
   function rotation(policy: Buffer, signers: BundleSigner[]): Buffer {
-    const artifacts = defaultArtifacts();
-    artifacts.splice(3, 0, { name: 'trust.json', role: 'trust', data: policy });
-    return bundle({ artifacts, signers }).tar;
+    return bundle({ artifacts: defaultArtifacts(undefined, [{ name: 'trust.json', role: 'trust', data: policy }]), signers }).tar;
   }
 
   test('old and new signers meeting both thresholds: accepted, new policy reported', async () => {

@@ -13,6 +13,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Header, Pax, type HeaderData } from 'tar';
 import { canonicalBytes } from '../../src/manifest/canonical.js';
 import type { ArtifactRole } from '../../src/manifest/types.js';
+import { buildProvenance } from '../../src/release/provenance.js';
 import type { CertifiedKey } from '../../src/pki/certs.js';
 import { signWith, type RsaPadding, type TestPki } from './pki.js';
 
@@ -174,31 +175,23 @@ export function testSbom(): Buffer {
   return Buffer.from(JSON.stringify({ bomFormat: 'CycloneDX', specVersion: '1.5', version: 1, components: [{ type: 'library', name: 'busybox', version: '1.36.1' }] }));
 }
 
-/** An in-toto Statement v1 with a SLSA Provenance v1 predicate whose subjects are `subjects`. */
+/** The release tooling's in-toto Statement v1 (SLSA Provenance v1) naming `subjects`, for the test manifest's product and version. */
 export function testProvenance(subjects: readonly TestArtifact[], p = TEST_PROVENANCE): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      _type: 'https://in-toto.io/Statement/v1',
-      subject: subjects.map((a) => ({ name: a.name, digest: { sha256: sha256(a.data) } })),
-      predicateType: 'https://slsa.dev/provenance/v1',
-      predicate: {
-        buildDefinition: {
-          buildType: 'https://ci.hss.example/buildtypes/firmware/v1',
-          externalParameters: { source: { uri: p.sourceRepository, digest: { gitCommit: p.sourceCommit } } },
-          resolvedDependencies: [{ uri: `git+${p.sourceRepository}`, digest: { gitCommit: p.sourceCommit } }],
-        },
-        runDetails: { builder: { id: p.builder }, metadata: { finishedOn: p.buildFinished } },
-      },
-    }),
-  );
+  return buildProvenance({
+    product: 'hss-nvr',
+    version: '2.4.1',
+    provenance: p,
+    subjects: subjects.map((a) => ({ name: a.name, sha256: sha256(a.data) })),
+  }).bytes;
 }
 
-/** The default payload: rootfs, app, sbom and a provenance statement over the other three. */
-export function defaultArtifacts(rootfs: Buffer = randomBytes(64 * 1024)): TestArtifact[] {
+/** The default payload: rootfs, app, sbom, `extra`, and a provenance statement naming all of them. */
+export function defaultArtifacts(rootfs: Buffer = randomBytes(64 * 1024), extra: readonly TestArtifact[] = []): TestArtifact[] {
   const payload: TestArtifact[] = [
     { name: 'rootfs.img', role: 'rootfs', data: rootfs },
     { name: 'app.tar', role: 'app', data: Buffer.from('application payload\n'.repeat(50)) },
     { name: 'sbom.cdx.json', role: 'sbom', data: testSbom() },
+    ...extra,
   ];
   return [...payload, { name: 'provenance.intoto.json', role: 'provenance', data: testProvenance(payload) }];
 }

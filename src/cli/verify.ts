@@ -1,0 +1,86 @@
+/**
+ * `glassbox verify BUNDLE --trust POLICY.json [--hardware MODEL]
+ *  [--security-floor N] [--at RFC3339] [--json]`
+ *
+ * Verifies a firmware bundle (bundle-v1) without installing anything:
+ * exit 0 authentic and fitting, 1 rejected with exactly one code, 2 usage
+ * or I/O error (unreadable bundle or policy, invalid policy, bad flags).
+ * BUNDLE may be `-` for standard input. Without --at the clock is used.
+ */
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { describeVerifyReport, verifyReportJson } from '../bundle/report.js';
+import type { VerifyContext } from '../bundle/types.js';
+import { verifyBundle, verifyBundleFile } from '../bundle/verify.js';
+import { IoError, UsageError, describeError } from '../errors.js';
+import { TRUST_POLICY_MAX_BYTES, loadTrustAnchors } from '../trust/policy.js';
+import { runCommand, type CliIO } from './run.js';
+
+interface VerifyFlags {
+  trust: string;
+  hardware?: string;
+  securityFloor?: string;
+  at?: string;
+  json?: boolean;
+}
+
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/;
+const SECURITY_VERSION_MAX = 2 ** 31 - 1;
+
+/** An RFC 3339 date-time with a zone, or a UsageError. */
+export function parseAt(text: string): Date {
+  const bad = (): UsageError => new UsageError(`--at ${JSON.stringify(text)} is not an RFC 3339 date-time with a zone (e.g. 2026-06-01T12:00:00Z)`);
+  const m = RFC3339.exec(text);
+  if (!m) throw bad();
+  const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const fields = new Date(Date.UTC(y, mo - 1, d, h, mi, s));
+  // Date.UTC rolls 2026-02-30 over to March 2; a real date reads back the same.
+  if (fields.getUTCFullYear() !== y || fields.getUTCMonth() !== mo - 1 || fields.getUTCDate() !== d || fields.getUTCHours() !== h || fields.getUTCMinutes() !== mi || fields.getUTCSeconds() !== s) {
+    throw bad();
+  }
+  const ms = Date.parse(text.toUpperCase());
+  if (Number.isNaN(ms)) throw bad();
+  return new Date(ms);
+}
+
+export function parseSecurityFloor(text: string): number {
+  if (!/^(0|[1-9][0-9]{0,9})$/.test(text) || Number(text) > SECURITY_VERSION_MAX) {
+    throw new UsageError(`--security-floor ${JSON.stringify(text)} is not an integer between 0 and ${SECURITY_VERSION_MAX}`);
+  }
+  return Number(text);
+}
+
+async function readPolicy(path: string): Promise<Buffer> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (err) {
+    throw new IoError(`cannot read trust policy ${path}: ${describeError(err)}`, { cause: err });
+  }
+  if (bytes.length > TRUST_POLICY_MAX_BYTES) throw new IoError(`trust policy ${path} is ${bytes.length} bytes, over ${TRUST_POLICY_MAX_BYTES}`);
+  return bytes;
+}
+
+export function register(program: Command, io: CliIO): void {
+  program
+    .command('verify')
+    .description('verify a firmware bundle offline: signatures, trust policy, expiry, hardware, rollback, every artifact digest')
+    .argument('<bundle>', 'bundle file, or - to read it from standard input')
+    .requiredOption('--trust <policy.json>', 'trust policy file (canonical JSON: roots, threshold, revocations)')
+    .option('--hardware <model>', 'device hardware model to check against the manifest (skipped when absent)')
+    .option('--security-floor <n>', 'anti-rollback floor: refuse a securityVersion below it', '0')
+    .option('--at <rfc3339>', 'verification time (default: now)')
+    .option('--json', 'print the whole report as JSON')
+    .action(async (bundle: string, flags: VerifyFlags) => {
+      await runCommand(io, flags.json === true, async () => {
+        const at = flags.at === undefined ? new Date() : parseAt(flags.at);
+        const securityFloor = parseSecurityFloor(flags.securityFloor ?? '0');
+        if (flags.hardware !== undefined && flags.hardware.trim() === '') throw new UsageError('--hardware must not be empty');
+        const trust = loadTrustAnchors(await readPolicy(flags.trust));
+        const ctx: VerifyContext = { trust, at, hardware: flags.hardware, securityFloor };
+        const report = bundle === '-' ? await verifyBundle(process.stdin, ctx) : await verifyBundleFile(bundle, ctx);
+        io.out(flags.json ? JSON.stringify(verifyReportJson(report), null, 2) : describeVerifyReport(report, flags.hardware));
+        return report.ok ? 0 : 1;
+      });
+    });
+}
