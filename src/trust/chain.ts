@@ -89,42 +89,54 @@ interface Parsed {
   readonly node: X509Certificate;
   readonly lib: x509.X509Certificate;
   readonly label: string;
+  readonly spkiSha256: string;
+  readonly certSha256: string;
 }
 
-const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END ([A-Z0-9 ]+)-----/g;
+const BEGIN_LINE = /^-----BEGIN ([A-Z0-9 ]{1,40})-----$/;
+const END_LINE = /^-----END ([A-Z0-9 ]{1,40})-----$/;
+const BASE64_LINE = /^[A-Za-z0-9+/=]+$/;
 
 /**
  * Splits a PEM text into DER certificates, strictly: only CERTIFICATE blocks
- * and whitespace; base64 bodies must be clean. Returns faults, never throws.
+ * and blank lines; base64 bodies must be clean. One pass over the lines
+ * (linear in the input, whatever it holds). Returns faults, never throws.
  */
 export function splitPemCertificates(text: string, limits: ChainLimits = DEFAULT_CHAIN_LIMITS): { ders: Buffer[]; faults: string[] } {
   const ders: Buffer[] = [];
   const faults: string[] = [];
-  let last = 0;
-  let outside = '';
-  for (const m of text.matchAll(PEM_BLOCK)) {
-    outside += text.slice(last, m.index);
-    last = m.index + m[0].length;
-    const [, begin, body = '', end] = m;
-    if (begin !== end) {
-      faults.push(`PEM block #${ders.length + 1}: BEGIN ${begin} does not match END ${end}`);
+  let block: { type: string; body: string[]; clean: boolean } | null = null;
+  let outside = false;
+  for (const rawLine of text.split('\n')) {
+    const line = rawLine.endsWith('\r') ? rawLine.slice(0, -1) : rawLine;
+    if (block === null) {
+      const begin = BEGIN_LINE.exec(line);
+      if (begin) block = { type: begin[1] as string, body: [], clean: true };
+      else if (line.trim() !== '') outside = true;
       continue;
     }
-    if (begin !== 'CERTIFICATE') {
-      faults.push(`PEM holds a ${begin} block; only CERTIFICATE blocks are allowed`);
+    const end = END_LINE.exec(line);
+    if (end) {
+      const n = ders.length + 1;
+      const b64 = block.body.join('');
+      if (end[1] !== block.type) faults.push(`PEM block #${n}: BEGIN ${block.type} does not match END ${end[1]}`);
+      else if (block.type !== 'CERTIFICATE') faults.push(`PEM holds a ${block.type} block; only CERTIFICATE blocks are allowed`);
+      else if (!block.clean || b64.length === 0 || b64.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) faults.push(`PEM block #${n} is not clean base64`);
+      else ders.push(Buffer.from(b64, 'base64'));
+      block = null;
+      if (ders.length > limits.maxCerts) return { ders: [], faults: [`PEM holds more than ${limits.maxCerts} certificates`] };
       continue;
     }
-    const b64 = body.replace(/[\r\n]+/g, '');
-    if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || b64.length % 4 !== 0) {
-      faults.push(`PEM block #${ders.length + 1} is not clean base64`);
+    if (BEGIN_LINE.test(line)) {
+      faults.push(`PEM block #${ders.length + 1}: BEGIN ${block.type} is not closed before the next BEGIN`);
+      block = { type: (BEGIN_LINE.exec(line) as RegExpExecArray)[1] as string, body: [], clean: true };
       continue;
     }
-    ders.push(Buffer.from(b64, 'base64'));
-    if (ders.length > limits.maxCerts) break;
+    if (!BASE64_LINE.test(line)) block.clean = false;
+    block.body.push(line);
   }
-  outside += text.slice(last);
-  if (ders.length > limits.maxCerts) return { ders: [], faults: [`PEM holds more than ${limits.maxCerts} certificates`] };
-  if (outside.trim() !== '') faults.push('PEM holds text outside CERTIFICATE blocks');
+  if (block !== null) faults.push(`PEM block #${ders.length + 1}: BEGIN ${block.type} has no END line`);
+  if (outside) faults.push('PEM holds text outside CERTIFICATE blocks');
   if (ders.length === 0 && faults.length === 0) faults.push('PEM holds no certificate');
   return { ders, faults };
 }
@@ -143,10 +155,30 @@ function parseCert(der: Buffer, label: string): Parsed | string {
     // Touch the fields the rules read so that a library parse failure shows here.
     void lib.extensions;
     void lib.notBefore;
+    void lib.notAfter;
   } catch {
     return `${label} is not a parsable X.509 certificate`;
   }
-  return { node, lib, label: `${label} "${lib.subject}"` };
+  const name = `${label} "${lib.subject}"`;
+  let keyHash: string;
+  try {
+    keyHash = spkiSha256(node);
+  } catch {
+    return `${name} has a public key node:crypto cannot read`;
+  }
+  return { node, lib, label: name, spkiSha256: keyHash, certSha256: certSha256(node) };
+}
+
+/** Roots are parsed once per certificate object (anchors are immutable). */
+const rootCache = new WeakMap<X509Certificate, Parsed | null>();
+function parsedRoot(r: X509Certificate): Parsed | undefined {
+  let p = rootCache.get(r);
+  if (p === undefined) {
+    const parsed = parseCert(r.raw, 'root');
+    p = typeof parsed === 'string' ? null : parsed;
+    rootCache.set(r, p);
+  }
+  return p ?? undefined;
 }
 
 function isSelfSigned(c: X509Certificate): boolean {
@@ -186,13 +218,14 @@ function readExtensions(c: Parsed, faults: string[]): Ext {
     if (seen.has(ext.type)) faults.push(`${c.label} repeats extension ${ext.type}`);
     seen.add(ext.type);
     if (ext.critical && !CRITICAL_ALLOWED.has(ext.type)) faults.push(`${c.label} has critical extension ${ext.type}, which glassbox does not process`);
-    try {
-      if (ext.type === OID.basicConstraints) bc = new x509.BasicConstraintsExtension(ext.rawData);
-      else if (ext.type === OID.keyUsage) ku = new x509.KeyUsagesExtension(ext.rawData);
-      else if (ext.type === OID.extKeyUsage) eku = new x509.ExtendedKeyUsageExtension(ext.rawData);
-      else if (ext.type === OID.subjectKeyIdentifier) ski = true;
-      else if (ext.type === OID.authorityKeyIdentifier) aki = new x509.AuthorityKeyIdentifierExtension(ext.rawData).keyId !== undefined;
-    } catch {
+    // The library's extension factory already decoded the known types (a
+    // malformed known extension makes the certificate unparsable in parseCert).
+    if (ext instanceof x509.BasicConstraintsExtension) bc = ext;
+    else if (ext instanceof x509.KeyUsagesExtension) ku = ext;
+    else if (ext instanceof x509.ExtendedKeyUsageExtension) eku = ext;
+    else if (ext instanceof x509.SubjectKeyIdentifierExtension) ski = true;
+    else if (ext instanceof x509.AuthorityKeyIdentifierExtension) aki = ext.keyId !== undefined;
+    else if ([OID.basicConstraints, OID.keyUsage, OID.extKeyUsage, OID.subjectKeyIdentifier, OID.authorityKeyIdentifier].includes(ext.type as never)) {
       faults.push(`${c.label} has a malformed extension ${ext.type}`);
     }
   }
@@ -216,10 +249,8 @@ function checkCommon(c: Parsed, anchors: TrustAnchors, at: Date, faults: string[
   // (RFC 5280 says inclusive). We follow the stock-tool check of section 6 so
   // that the device and a buyer's `openssl verify -attime` never disagree.
   if (at.getTime() >= notAfter.getTime()) faults.push(`${c.label} has expired (notAfter ${notAfter.toISOString()})`);
-  const certHash = certSha256(c.node);
-  if (anchors.policy.revoked.certificates.includes(certHash)) faults.push(`${c.label} is revoked (certificate sha256 ${certHash})`);
-  const keyHash = spkiSha256(c.node);
-  if (anchors.policy.revoked.keys.includes(keyHash)) faults.push(`${c.label} is revoked (key SPKI sha256 ${keyHash})`);
+  if (anchors.policy.revoked.certificates.includes(c.certSha256)) faults.push(`${c.label} is revoked (certificate sha256 ${c.certSha256})`);
+  if (anchors.policy.revoked.keys.includes(c.spkiSha256)) faults.push(`${c.label} is revoked (key SPKI sha256 ${c.spkiSha256})`);
   if (c.lib.subjectName.toJSON().length === 0) faults.push(`${c.label} has an empty subject`);
   if (c.lib.issuerName.toJSON().length === 0) faults.push(`${c.label} has an empty issuer`);
 }
@@ -243,8 +274,8 @@ function checkIssuer(c: Parsed, ext: Ext, below: number, purpose: KeyPurpose, fa
       faults.push(`${c.label} restricts extendedKeyUsage to ${oids.join(', ')}, which excludes ${purpose}`);
     }
   }
-  const key = acceptKey(c.node.publicKey);
-  if (!key.ok) faults.push(`${c.label} has a ${describeKey(c.node.publicKey)} key, not accepted for a CA`);
+  const publicKey = c.node.publicKey;
+  if (!acceptKey(publicKey).ok) faults.push(`${c.label} has a ${describeKey(publicKey)} key, not accepted for a CA`);
 }
 
 /** Rules for the leaf. */
@@ -293,11 +324,21 @@ export function validateChain(
   purpose: KeyPurpose,
   limits: ChainLimits = DEFAULT_CHAIN_LIMITS,
 ): ChainResult {
+  try {
+    return judgeChain(chainPem, anchors, at, purpose, limits);
+  } catch (err) {
+    // Last line of defence: hostile input must end as a refusal, never as an exception.
+    const why = `chain could not be judged: ${err instanceof Error ? err.message : String(err)}`;
+    return { ok: false, reason: why, reasons: [why] };
+  }
+}
+
+function judgeChain(chainPem: Buffer | string, anchors: TrustAnchors, at: Date, purpose: KeyPurpose, limits: ChainLimits): ChainResult {
   const fail = (reasons: string[], leaf?: Parsed): ChainResult => ({
     ok: false,
     reason: reasons.join('; '),
     reasons,
-    ...(leaf ? { subject: leaf.lib.subject, spkiSha256: spkiSha256(leaf.node) } : {}),
+    ...(leaf ? { subject: leaf.lib.subject, spkiSha256: leaf.spkiSha256 } : {}),
   });
   if (Number.isNaN(at.getTime())) return fail(['verification time is not a valid date']);
   const size = typeof chainPem === 'string' ? Buffer.byteLength(chainPem, 'utf8') : chainPem.length;
@@ -334,14 +375,10 @@ export function validateChain(
   }
   const last = certs[certs.length - 1] as Parsed;
   let root: Parsed | undefined;
-  const linked = anchors.roots.filter((r) => signedBy(last.node, r) !== 'link');
-  for (const r of linked) {
-    if (signedBy(last.node, r) === 'ok') {
-      const p = parseCert(r.raw, 'root');
-      if (typeof p !== 'string') root = p;
-      break;
-    }
-  }
+  const links = anchors.roots.map((r) => ({ r, link: signedBy(last.node, r) }));
+  const linked = links.filter((l) => l.link !== 'link').map((l) => l.r);
+  const issuing = links.find((l) => l.link === 'ok');
+  if (issuing) root = parsedRoot(issuing.r);
   if (!root) {
     faults.push(
       linked.length > 0
@@ -365,7 +402,7 @@ export function validateChain(
     ok: true,
     leaf: leaf.node,
     path: path.map((c) => c.node),
-    spkiSha256: spkiSha256(leaf.node),
+    spkiSha256: leaf.spkiSha256,
     subject: leaf.lib.subject,
   };
 }

@@ -245,6 +245,21 @@ describe('when the PEM is garbage or oversized', () => {
     const many = (pki.chains[0] as string) + pki.releaseCa.pem.repeat(DEFAULT_CHAIN_LIMITS.maxCerts);
     rejected(validateChain(many, pki.anchors, pki.now, 'codeSigning'), /more than 8 certificates/);
   });
+  it.each(['-----BEGIN A-----\n', '-----BEGIN CERTIFICATE-----\n', '-----BEGIN CERTIFICATE-----\nAAAA\n'])(
+    'refuses 64 KiB of repeated %j quickly (the PEM scan is linear)',
+    (unit) => {
+      const text = unit.repeat(Math.floor(DEFAULT_CHAIN_LIMITS.maxBytes / unit.length));
+      const t0 = performance.now();
+      const r = validateChain(text, pki.anchors, pki.now, 'codeSigning');
+      const ms = performance.now() - t0;
+      expect(r.ok).toBe(false);
+      // measured about 2 ms; a quadratic scan took 200 ms on the same input
+      expect(ms).toBeLessThan(50);
+    },
+  );
+  it('refuses a BEGIN without END', () => {
+    rejected(validateChain((pki.chains[0] as string) + '-----BEGIN CERTIFICATE-----\nAAAA\n', pki.anchors, pki.now, 'codeSigning'), /has no END line/);
+  });
   it(`refuses more than ${DEFAULT_CHAIN_LIMITS.maxBytes} bytes`, () => {
     const big = (pki.chains[0] as string) + ' '.repeat(DEFAULT_CHAIN_LIMITS.maxBytes);
     rejected(validateChain(big, pki.anchors, pki.now, 'codeSigning'), /over the 65536-byte limit/);
