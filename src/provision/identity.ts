@@ -4,8 +4,10 @@
  *
  *   device.key          private key, PKCS #8 PEM, 0600. Born here, never leaves.
  *   device.csr          the request to carry to ops (0644)
- *   device.crt          the issued certificate, after `provision import` (0644)
- *   device-ca-chain.pem the device CA chain above it, leaf excluded (0644)
+ *   device.crt          after `provision import`: the issued certificate followed by
+ *                       the device CA chain (leaf first, root excluded), exactly what is
+ *                       presented to the broker and put in attestation envelopes (0644)
+ *   broker-ca.pem       the CA that signed the broker's certificate (0644)
  *   identity.json       what was provisioned: device id, model, key fingerprint,
  *                       certificate fingerprint (0644)
  *
@@ -26,7 +28,7 @@ export interface IdentityPaths {
   readonly key: string;
   readonly csr: string;
   readonly cert: string;
-  readonly chain: string;
+  readonly brokerCa: string;
   readonly meta: string;
 }
 
@@ -38,7 +40,7 @@ export function identityPaths(stateDir: string): IdentityPaths {
     key: join(dir, 'device.key'),
     csr: join(dir, 'device.csr'),
     cert: join(dir, 'device.crt'),
-    chain: join(dir, 'device-ca-chain.pem'),
+    brokerCa: join(dir, 'broker-ca.pem'),
     meta: join(dir, 'identity.json'),
   };
 }

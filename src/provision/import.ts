@@ -8,13 +8,13 @@
  *      the trust policy against the one the recorder already holds
  *   3. build the new daemon configuration and validate it with the config schema
  *   4. check the broker with the new identity, from memory (broker.ts)
- *   5. only then write: device state (first provisioning only), chain, broker CA,
- *      certificate, identity record, and the configuration last, each file
+ *   5. only then write: device state (first provisioning only), broker CA,
+ *      certificate + chain, identity record, and the configuration last, each file
  *      staged (temp + fsync) and renamed into place
  *   6. gather the checklist from what is now on disk
  */
 import { lstat, mkdir, readdir } from 'node:fs/promises';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, randomBytes } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { GlassboxError } from '../errors.js';
 import { resolveConfig } from '../config/resolve.js';
@@ -25,7 +25,7 @@ import { splitPemCertificates } from '../trust/chain.js';
 import type { TrustAnchors } from '../trust/types.js';
 import { checkBroker, parseBrokerUrl, type BrokerCheckResult } from './broker.js';
 import { ProvisionError } from './errors.js';
-import { commitAll, discardAll, ensureDir, fsyncDir, readBounded, stageFile, type Owner, type StagedFile } from './files.js';
+import { commitAll, discardAll, ensureDir, exists, fsyncDir, readBounded, stageFile, type Owner, type StagedFile } from './files.js';
 import { identityPaths, replacedIdentityDir, serializeIdentityMeta, type IdentityMeta } from './identity.js';
 import { loadIdentityKey, readExistingIdentity, KEY_MAX_BYTES } from './init.js';
 import { judgeCertificate, type JudgedCertificate } from './judge.js';
@@ -67,7 +67,7 @@ export interface ImportResult {
   readonly unchanged: boolean;
   readonly replacedTo: string | null;
   readonly broker: BrokerCheckResult | null;
-  readonly files: { readonly cert: string; readonly chain: string; readonly brokerCa: string; readonly meta: string; readonly config: string };
+  readonly files: { readonly cert: string; readonly brokerCa: string; readonly meta: string; readonly config: string };
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -173,7 +173,7 @@ export async function provisionImport(req: ImportRequest): Promise<ImportResult>
 
   parseBrokerCa(req.brokerCaPem, req.brokerCaFile);
   parseBrokerUrl(req.brokerUrl);
-  const brokerCaPath = join(paths.dir, 'broker-ca.pem');
+  const brokerCaPath = paths.brokerCa;
   const config = buildConfig(
     req.existingConfig,
     { deviceId: meta.deviceId, hardware: meta.hardware, stateDir: req.stateDir, brokerUrl: req.brokerUrl, brokerCa: brokerCaPath, cert: paths.cert, key: paths.key },
@@ -212,8 +212,9 @@ export async function provisionImport(req: ImportRequest): Promise<ImportResult>
   };
   let replacedTo: string | null = null;
   if (meta.certificate !== null && !unchanged) {
-    // --force: keep the old certificate, chain, broker CA and record (never the key: it stays in place).
+    // --force: keep the old certificate, broker CA and record (never the key: it stays in place).
     replacedTo = replacedIdentityDir(req.stateDir, req.now);
+    if (await exists(replacedTo)) replacedTo = `${replacedTo}-${randomBytes(3).toString('hex')}`;
     await mkdir(replacedTo, { mode: 0o700 });
     const keep = (await readdir(paths.dir)).filter((n) => n !== 'device.key' && !n.startsWith('.'));
     for (const name of keep) {
@@ -229,9 +230,8 @@ export async function provisionImport(req: ImportRequest): Promise<ImportResult>
   const staged: StagedFile[] = [];
   try {
     await ensureDir(dirname(req.configPath), 0o755);
-    staged.push(await stageFile(paths.chain, judged.chainPem, { mode: 0o644, owner }));
     staged.push(await stageFile(brokerCaPath, req.brokerCaPem, { mode: 0o644, owner }));
-    staged.push(await stageFile(paths.cert, judged.leafPem, { mode: 0o644, owner }));
+    staged.push(await stageFile(paths.cert, judged.leafPem + judged.chainPem, { mode: 0o644, owner }));
     staged.push(await stageFile(paths.meta, serializeIdentityMeta(newMeta), { mode: 0o644, owner }));
     staged.push(await stageFile(req.configPath, JSON.stringify(config, null, 2) + '\n', { mode: 0o644 }));
   } catch (err) {
@@ -256,7 +256,7 @@ export async function provisionImport(req: ImportRequest): Promise<ImportResult>
     unchanged,
     replacedTo,
     broker,
-    files: { cert: paths.cert, chain: paths.chain, brokerCa: brokerCaPath, meta: paths.meta, config: req.configPath },
+    files: { cert: paths.cert, brokerCa: brokerCaPath, meta: paths.meta, config: req.configPath },
   };
 }
 

@@ -72,7 +72,8 @@ function toPem(c: X509Certificate): string {
   return c.toString().trimEnd() + '\n';
 }
 
-function parseAll(bytes: Buffer, what: string, file: string, fix: string): X509Certificate[] {
+function parseAll(bytes: Buffer, what: string, file: string, fix: string, allowEmpty = false): X509Certificate[] {
+  if (allowEmpty && bytes.toString('latin1').trim() === '') return [];
   const { ders, faults } = splitPemCertificates(bytes.toString('latin1'));
   if (faults.length > 0) throw new ProvisionError('CERT_INVALID', `${what} ${file} is not PEM certificates: ${faults.join('; ')}`, fix);
   return ders.map((der, i) => {
@@ -110,7 +111,7 @@ export function judgeCertificate(input: CertificateToJudge): JudgedCertificate {
   const isRoot = (c: X509Certificate) => anchors.roots.some((r) => r.raw.equals(c.raw));
   // Extra certificates in the certificate file, then the chain file; policy roots and repeats dropped.
   const chain: X509Certificate[] = [];
-  for (const c of [...certs.slice(1), ...parseAll(input.chainPem, 'device CA chain', files.chain, chainFix)]) {
+  for (const c of [...certs.slice(1), ...parseAll(input.chainPem, 'device CA chain', files.chain, chainFix, certs.length > 1)]) {
     if (isRoot(c) || c.raw.equals(leaf.raw) || chain.some((x) => x.raw.equals(c.raw))) continue;
     chain.push(c);
   }
