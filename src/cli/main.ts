@@ -17,6 +17,8 @@ const commandModules: Array<() => Promise<{ register: (program: Command, io: typ
   () => import('./provision.js'),
   () => import('./ca.js'),
   () => import('./daemon.js'),
+  () => import('./attest.js'),
+  () => import('./verify-attestation.js'),
 ];
 
 async function main(argv: string[]): Promise<void> {
