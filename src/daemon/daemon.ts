@@ -12,6 +12,7 @@ import { SelfMonitor } from '../health/self.js';
 import { CommandRegistry } from '../telemetry/commands.js';
 import { DiskQueue } from '../telemetry/queue.js';
 import { TelemetryService } from '../telemetry/service.js';
+import { SpoolReader } from '../telemetry/spool.js';
 import type { HealthPayload, ProvenancePayload } from '../telemetry/payloads.js';
 import type { EventType, EventTypes } from '../telemetry/topics.js';
 import { resolveDeviceId } from './identity.js';
@@ -50,6 +51,7 @@ export class Daemon {
   private queue: DiskQueue | null = null;
   private provenance: ProvenanceSource | null = null;
   private journal: JournalEventSource | null = null;
+  private spool: SpoolReader | null = null;
   private notifier: SystemdNotifier | null = null;
   private plugins: DaemonService[] = [];
   private pollTimer: NodeJS.Timeout | null = null;
@@ -140,6 +142,8 @@ export class Daemon {
 
     this.telemetry.start(signal);
     this.health.start(signal);
+    this.spool = new SpoolReader(config.stateDir, (type, data, id) => this.telemetry!.publishEvent(type as EventType, data as never, id), log.child({ module: 'spool' }));
+    await this.spool.start();
     this.pollTimer = setInterval(() => void this.pollProvenance(), Math.min(30, config.health.intervalSeconds) * 1000);
 
     if (this.o.plugins !== false) {
@@ -250,6 +254,7 @@ export class Daemon {
       }
     }
     this.health?.stop();
+    await this.spool?.stop();
     await this.polling;
     await this.telemetry?.stop();
     this.abort.abort();
