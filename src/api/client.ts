@@ -29,7 +29,7 @@ export function apiGet(target: ApiTarget, path: string, opts: { timeoutMs?: numb
       options = { host: u.hostname.replace(/^\[|\]$/g, ''), port: u.port === '' ? 80 : Number(u.port), path: u.pathname + u.search, method: 'GET' };
     }
     const where = target.socketPath ?? target.url ?? 'http://127.0.0.1:8780';
-    const req = request({ ...options, timeout: opts.timeoutMs ?? 20_000 }, (res) => {
+    const req = request({ ...options, agent: false, timeout: opts.timeoutMs ?? 20_000 }, (res) => {
       const chunks: Buffer[] = [];
       let n = 0;
       res.on('data', (c: Buffer) => {

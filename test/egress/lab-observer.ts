@@ -57,7 +57,7 @@ export function labPki(): Promise<{ pki: TestPki; key: string; chain: string }> 
 
 export function httpGet(socketPath: string, path: string, timeoutMs = 15_000): Promise<{ status: number; body: Buffer }> {
   return new Promise((resolvePromise, reject) => {
-    const req = request({ socketPath, path, method: 'GET', timeout: timeoutMs }, (res) => {
+    const req = request({ socketPath, path, method: 'GET', timeout: timeoutMs, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
