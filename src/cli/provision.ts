@@ -18,6 +18,7 @@ import { BROKER_CA_MAX_BYTES, provisionImport } from '../provision/import.js';
 import { provisionInit } from '../provision/init.js';
 import { CERT_MAX_BYTES } from '../status/device.js';
 import { TRUST_POLICY_MAX_BYTES } from '../trust/policy.js';
+import { clearPassword, setPassword } from '../statuspage/password-file.js';
 import { DEFAULT_OWNER_SPEC, lookupOwner } from '../provision/owner.js';
 import { runCommand, type CliIO } from './run.js';
 
@@ -162,4 +163,53 @@ export function register(program: Command, io: CliIO): void {
         return 0;
       });
     });
+
+  provision
+    .command('password')
+    .description('set (from standard input) or clear the technician password of the status page; stored as an scrypt hash')
+    .option('--state-dir <dir>', STATE_DIR_HELP)
+    .option('--clear', 'remove the password: the page is then open on its address (loopback by default)')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: { stateDir?: string; clear?: boolean; json?: boolean }) => {
+      await runCommand(io, opts.json === true, async () => {
+        const stateDir = resolveStateDir(opts.stateDir);
+        if (opts.clear) {
+          const r = await clearPassword(stateDir);
+          io.out(opts.json ? JSON.stringify({ ok: true, ...r }, null, 2) : r.removed ? `status page password removed (${r.path})` : 'no status page password was set');
+          return 0;
+        }
+        const password = await readSecretLine(io);
+        const r = await setPassword(stateDir, password, new Date());
+        io.out(opts.json ? JSON.stringify({ ok: true, ...r }, null, 2) : `status page password set (scrypt hash in ${r.path}); the daemon asks for it from now on`);
+        return 0;
+      });
+    });
+}
+
+/** One line from standard input, at most 1 KiB; on a terminal, read without echo. */
+async function readSecretLine(io: CliIO): Promise<string> {
+  const stdin = process.stdin;
+  if (stdin.isTTY) {
+    io.err('status page password (not shown): ');
+    stdin.setRawMode(true);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of stdin) {
+      const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+      if (stdin.isTTY && b.includes(3)) throw new UsageError('cancelled');
+      chunks.push(b);
+      size += b.length;
+      if (size > 1024) throw new UsageError('password input over 1 KiB');
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (/[\r\n]/.test(text)) break;
+    }
+  } finally {
+    if (stdin.isTTY) stdin.setRawMode(false);
+    stdin.pause();
+  }
+  const line = Buffer.concat(chunks).toString('utf8').split(/\r?\n|\r/)[0] ?? '';
+  if (line === '') throw new UsageError('no password on standard input');
+  return line;
 }
