@@ -7,7 +7,8 @@ import { createHash, sign as cryptoSign, constants } from 'node:crypto';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { canonicalBytes } from '../../src/manifest/canonical.js';
+import { buildManifest, type ArtifactFile } from '../../src/release/manifest-build.js';
+import type { ArtifactRole, Manifest } from '../../src/manifest/types.js';
 import { generateKey, type AcceptedKeyAlgorithm } from '../../src/pki/keys.js';
 import { createIntermediateCa, createLeaf, createRootCa, type CertifiedKey } from '../../src/pki/certs.js';
 import type { BundleSigner } from '../../src/bundle/writer.js';
@@ -24,53 +25,61 @@ export function sha256(data: Buffer): string {
 
 export interface ArtifactSpec {
   readonly name: string;
-  readonly role: string;
-  readonly data: Buffer;
+  readonly role: ArtifactRole;
+  /** The bytes, written to the release folder; or `path` of an existing file. */
+  readonly data?: Buffer;
+  readonly path?: string;
 }
 
-export function defaultArtifacts(): ArtifactSpec[] {
+/** Payload artifacts; makeRelease adds the generated SBOM and provenance statement. */
+export function defaultArtifacts(): (ArtifactSpec & { data: Buffer })[] {
   return [
     { name: 'rootfs.squashfs', role: 'rootfs', data: Buffer.alloc(70_000, 0x5a) },
     { name: 'app.tar', role: 'app', data: Buffer.from('recorder application\n'.repeat(100)) },
-    { name: 'sbom.cdx.json', role: 'sbom', data: Buffer.from('{"bomFormat":"CycloneDX","specVersion":"1.5"}') },
-    { name: 'provenance.intoto.json', role: 'provenance', data: Buffer.from('{"_type":"https://in-toto.io/Statement/v1"}') },
   ];
 }
 
+export const TEMPLATE = {
+  schema: 'glassbox.manifest/v1',
+  product: 'hss-nvr',
+  hardware: ['nvr-8p'],
+  version: '4.2.0',
+  securityVersion: 3,
+  released: RELEASED,
+  expires: '2035-03-01T12:00:00Z',
+  egress: [{ id: 'ntp', purpose: 'time sync', proto: 'udp', host: 'ntp.hss.example', port: 123 }],
+  provenance: {
+    sourceRepository: 'https://git.hss.example/nvr/firmware',
+    sourceCommit: '0123456789abcdef0123456789abcdef01234567',
+    builder: 'https://ci.hss.example/builders/release',
+    buildFinished: '2025-03-01T11:00:00Z',
+  },
+} as const;
+
 export interface Release {
   readonly dir: string;
-  readonly manifest: Record<string, unknown>;
+  readonly manifest: Manifest;
   readonly manifestBytes: Buffer;
+  /** Every artifact in bundle order, the generated SBOM and provenance included. */
   readonly artifacts: { name: string; path: string }[];
 }
 
-/** Writes the artifacts to `dir` and builds a canonical manifest listing them. */
+/**
+ * Writes the payload artifacts to `dir` and builds the release with
+ * buildManifest (real SBOM and provenance statement, canonical manifest).
+ */
 export async function makeRelease(dir: string, specs: ArtifactSpec[] = defaultArtifacts(), extra: Record<string, unknown> = {}): Promise<Release> {
-  const artifacts: { name: string; path: string }[] = [];
+  const files: ArtifactFile[] = [];
   for (const a of specs) {
-    const path = join(dir, `in-${a.name}`);
-    await writeFile(path, a.data);
-    artifacts.push({ name: a.name, path });
+    let path = a.path;
+    if (path === undefined) {
+      path = join(dir, `in-${a.name}`);
+      await writeFile(path, a.data ?? Buffer.alloc(0));
+    }
+    files.push({ name: a.name, role: a.role, path });
   }
-  const manifest = {
-    schema: 'glassbox.manifest/v1',
-    product: 'hss-nvr',
-    hardware: ['nvr-8p'],
-    version: '4.2.0',
-    securityVersion: 3,
-    released: RELEASED,
-    expires: '2035-03-01T12:00:00Z',
-    artifacts: specs.map((a) => ({ name: a.name, size: a.data.length, sha256: sha256(a.data), role: a.role })),
-    egress: [{ id: 'ntp', purpose: 'time sync', proto: 'udp', host: 'ntp.hss.example', port: 123 }],
-    provenance: {
-      sourceRepository: 'https://git.hss.example/nvr/firmware',
-      sourceCommit: '0123456789abcdef0123456789abcdef01234567',
-      builder: 'https://ci.hss.example/builders/release',
-      buildFinished: '2025-03-01T11:00:00Z',
-    },
-    ...extra,
-  };
-  return { dir, manifest, manifestBytes: canonicalBytes(manifest), artifacts };
+  const built = await buildManifest({ ...TEMPLATE, ...extra }, files, { now: new Date(RELEASED), outDir: join(dir, 'generated') });
+  return { dir, manifest: built.manifest, manifestBytes: built.bytes, artifacts: built.files.map((f) => ({ name: f.name, path: f.path })) };
 }
 
 export interface TestPki {
