@@ -58,6 +58,7 @@ export class TelemetryService {
   private lastPublishError: string | null = null;
   private stopping = false;
   private readonly log: Logger;
+  private sendChain: Promise<void> = Promise.resolve();
   /** Generation whose connect setup (subscribe, status, provenance) is done: the queue drains only then. */
   private readyGeneration = -1;
 
@@ -146,10 +147,12 @@ export class TelemetryService {
     const gen = this.generation;
     for (const entry of this.o.queue.take(room)) {
       this.inflight++;
-      void this.send(s, entry, gen);
+      // Reads finish in any order; PUBLISH packets must leave in seq order.
+      this.sendChain = this.sendChain.then(() => this.send(s, entry, gen));
     }
   }
 
+  /** Reads one entry and issues its PUBLISH; the PUBACK is handled without holding up the next send. */
   private async send(s: MqttSession, e: QueueEntry, gen: number): Promise<void> {
     const rec = await this.o.queue.read(e).catch(() => null);
     if (gen !== this.generation) return;
@@ -158,8 +161,12 @@ export class TelemetryService {
       this.pump();
       return;
     }
+    void this.acknowledged(s, e, gen, s.publish(rec.topic, rec.body, { qos: 1 }));
+  }
+
+  private async acknowledged(s: MqttSession, e: QueueEntry, gen: number, puback: Promise<void>): Promise<void> {
     try {
-      await s.publish(rec.topic, rec.body, { qos: 1 });
+      await puback;
       if (gen !== this.generation) return;
       await this.o.queue.remove(e);
       this.published++;

@@ -18,7 +18,7 @@ import { EVENT_TYPE_PATTERN } from './topics.js';
 
 export const SPOOL_DIR = 'events-spool';
 export const SPOOL_FILE_MAX_BYTES = 64 * 1024;
-const NAME = /^[0-9]{13}-[0-9]{1,10}-[0-9]{1,10}-[0-9a-f]{8}\.json$/;
+const NAME = /^[0-9]{13}-[0-9]{10}-[0-9]{10}-[0-9a-f]{8}\.json$/;
 const ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 let counter = 0;
 
@@ -28,7 +28,7 @@ export async function spoolEvent(stateDir: string, type: string, data: Record<st
   const dir = join(stateDir, SPOOL_DIR);
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const id = randomUUID();
-  const name = `${String(now.getTime()).padStart(13, '0')}-${process.pid}-${counter++}-${id.slice(0, 8)}.json`;
+  const name = `${String(now.getTime()).padStart(13, '0')}-${String(process.pid).padStart(10, '0')}-${String(counter++ % 1e10).padStart(10, '0')}-${id.slice(0, 8)}.json`;
   const body = JSON.stringify({ type, data, id });
   if (body.length > SPOOL_FILE_MAX_BYTES) throw new Error(`event of ${body.length} bytes is over the ${SPOOL_FILE_MAX_BYTES}-byte limit`);
   await writeFile(join(dir, `${name}.tmp`), body, { mode: 0o600 });

@@ -78,12 +78,15 @@ export function connectClient(url: string, opts: IClientOptions): Promise<MqttCl
       c.end(true);
       reject(e);
     };
+    const closed = () => fail(new Error('closed before CONNACK'));
     c.once('connect', () => {
       c.off('error', fail);
+      c.off('close', closed);
+      c.on('error', () => undefined);
       resolve(c);
     });
     c.once('error', fail);
-    c.once('close', () => fail(new Error('closed before CONNACK')));
+    c.once('close', closed);
   });
 }
 

@@ -29,7 +29,7 @@ describe('record framing', () => {
     const rec = encodeRecord('glassbox/v1/d1/events', Buffer.from('{"a":1}'));
     expect(decodeRecord(rec)).toEqual({ topic: 'glassbox/v1/d1/events', body: Buffer.from('{"a":1}') });
     const bad = Buffer.from(rec);
-    bad[bad.length - 1] ^= 1;
+    bad.writeUInt8(bad.readUInt8(bad.length - 1) ^ 1, bad.length - 1);
     expect(decodeRecord(bad)).toBeNull();
     expect(decodeRecord(rec.subarray(0, rec.length - 1))).toBeNull();
   });
@@ -77,7 +77,7 @@ describe('when messages are queued', () => {
     await q.append('event', 't/events', body('b'));
     const path = join(dir, '0000000000000001.e');
     const bytes = await readFile(path);
-    bytes[bytes.length - 1] ^= 0xff;
+    bytes.writeUInt8(bytes.readUInt8(bytes.length - 1) ^ 0xff, bytes.length - 1);
     await writeFile(path, bytes);
     const [one, two] = q.take(2);
     expect(await q.read(one!)).toBeNull();
