@@ -11,4 +11,5 @@ import type { DaemonContext, DaemonService } from './types.js';
 export type ServiceModule = { createService: (ctx: DaemonContext) => DaemonService | null | Promise<DaemonService | null> };
 
 export const serviceModules: Array<() => Promise<ServiceModule>> = [
+  () => import('../egress/daemon-service.js'),
 ];
