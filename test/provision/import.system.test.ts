@@ -15,7 +15,7 @@ import { createDeviceCert, csrPublicKey, parseCsr } from '../../src/pki/certs.js
 import { keyPairFromPem } from '../../src/pki/keys.js';
 import { createDevPki, type DevPki } from '../../src/pki/devpki.js';
 import { resolveConfig } from '../../src/config/resolve.js';
-import { freePort, makeBrokerPki, makeSite, pemBodyLines, snapshot, startMosquitto, type BrokerPki, type Mosquitto, type Site } from './fixtures.js';
+import { freePort, makeBrokerPki, makeSite, pemBodyLines, snapshot, startFleetBroker, type BrokerPki, type Mosquitto, type Site } from './fixtures.js';
 
 const missing = requireSystem(['mosquitto'], { root: true });
 const CLI = join(process.cwd(), 'dist', 'cli', 'main.js');
@@ -85,7 +85,7 @@ describe.skipIf(missing)(`provisioning against a real broker${missing ? ` (skipp
       '--broker',
       over.broker ?? broker.url,
       '--broker-ca',
-      over.brokerCa ?? site.broker.caFile,
+      over.brokerCa ?? site.broker.serverCaFile,
       '--config',
       rec.config,
       '--state-dir',
@@ -122,9 +122,9 @@ describe.skipIf(missing)(`provisioning against a real broker${missing ? ` (skipp
     dir = await mkdtemp(join(tmpdir(), 'glassbox-import-'));
     site = await makeSite(dir);
     otherFleet = await createDevPki(join(dir, 'other-fleet-pki'), { signers: 1, threshold: 1 });
-    otherBroker = await makeBrokerPki(join(dir, 'other-broker'), 'other-broker');
-    broker = await startMosquitto(join(dir, 'mosquitto'), { clientCaFile: site.pki.root.cert, broker: site.broker });
-    brokerOfOtherFleet = await startMosquitto(join(dir, 'mosquitto-other'), { clientCaFile: otherFleet.root.cert, broker: site.broker });
+    otherBroker = await makeBrokerPki(join(dir, 'other-broker'));
+    broker = await startFleetBroker(join(dir, 'mosquitto'), site);
+    brokerOfOtherFleet = await startFleetBroker(join(dir, 'mosquitto-other'), site, otherFleet.root.cert);
   });
 
   afterAll(async () => {
@@ -161,10 +161,10 @@ describe.skipIf(missing)(`provisioning against a real broker${missing ? ` (skipp
     for (const f of await readdir(join(rec.state, 'identity'))) expect((await stat(join(rec.state, 'identity', f))).uid, f).toBe(65534);
 
     // the broker saw this recorder's certificate identity
-    expect(await broker.log()).toMatch(/as rec-0042-provision-[0-9a-f]+ .*u'rec-0042'|rec-0042/);
+    expect(await readFile(broker.log, 'utf8')).toMatch(/as rec-0042-provision-[0-9a-f]{8} \(.*u'rec-0042'\)/);
 
     // human form of the same: one line per check, the daemon is next
-    const again = glassbox('provision', 'import', cert, '--chain', site.pki.deviceCa.cert, '--trust', site.pki.trustPolicy, '--broker', broker.url, '--broker-ca', site.broker.caFile, '--config', rec.config, '--state-dir', rec.state);
+    const again = glassbox('provision', 'import', cert, '--chain', site.pki.deviceCa.cert, '--trust', site.pki.trustPolicy, '--broker', broker.url, '--broker-ca', site.broker.serverCaFile, '--config', rec.config, '--state-dir', rec.state);
     expect(again.status, again.stderr).toBe(0);
     expect(again.stdout).toContain('already imported');
     expect(again.stdout).toMatch(/\[ ok \] Identity +rec-0042/);
@@ -223,8 +223,8 @@ describe.skipIf(missing)(`provisioning against a real broker${missing ? ` (skipp
       const rec = await newRecorder('rec-0106');
       const cert = join(rec.usb, 'c.crt');
       expect(issue(rec, cert).status).toBe(0);
-      const r = await expectRefusal(rec, () => importCert(rec, cert, { brokerCa: otherBroker.caFile }), 'BROKER_TLS_UNTRUSTED', 1);
-      expect(r.stderr).toContain(`the broker's certificate is not signed by the CA in ${otherBroker.caFile}`);
+      const r = await expectRefusal(rec, () => importCert(rec, cert, { brokerCa: otherBroker.serverCaFile }), 'BROKER_TLS_UNTRUSTED', 1);
+      expect(r.stderr).toContain(`the broker's certificate is not signed by the CA in ${otherBroker.serverCaFile}`);
     });
 
     it('a broker that trusts another device CA: BROKER_REFUSED', async () => {
@@ -262,7 +262,7 @@ describe.skipIf(missing)(`provisioning against a real broker${missing ? ` (skipp
 
   it('never prints, logs or writes the private key outside the identity directory', async () => {
     expect(keys.length).toBeGreaterThan(5);
-    const places: string[] = [...outputs, await broker.log(), await brokerOfOtherFleet.log()];
+    const places: string[] = [...outputs, await readFile(broker.log, 'utf8'), await readFile(brokerOfOtherFleet.log, 'utf8')];
     // every file a run wrote outside identity/ directories: configs, USB sticks, issuance log, device state
     const walk = async (d: string): Promise<void> => {
       for (const e of await readdir(d, { withFileTypes: true })) {
