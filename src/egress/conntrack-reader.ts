@@ -34,7 +34,7 @@ export interface ConntrackReaderOptions {
   readonly now: () => Date;
 }
 
-export const DEFAULT_CONNTRACK_BUFFER = 8 * 1024 * 1024;
+export const DEFAULT_CONNTRACK_BUFFER = 64 * 1024 * 1024;
 export const DEFAULT_RING_BYTES = 16 * 1024 * 1024;
 const SLICE_BYTES = 256 * 1024;
 
