@@ -46,8 +46,14 @@ export const BLOCK = 512;
 export const PAX_MAX_BYTES = 64 * 1024;
 /** Largest run of zero bytes accepted after the two end-of-archive blocks (tar pads to its record size). */
 export const TRAILING_ZEROS_MAX = 1024 * 1024;
-/** Chunk size used when reading a bundle file. */
-export const FILE_CHUNK_BYTES = 4 * 1024 * 1024;
+/**
+ * Chunk size used when reading a bundle file (two buffers of it exist).
+ * Measured on the 2-core Xeon here (2 MiB L2 per core): 512 KiB–1 MiB chunks
+ * hash at the speed of openssl; 4 MiB chunks were 2.5x slower, because two
+ * 4 MiB buffers no longer fit in L2 and every byte is fetched from memory
+ * twice (once by the kernel's copy, once by SHA-256).
+ */
+export const FILE_CHUNK_BYTES = 1024 * 1024;
 
 /** pax keys allowed in an extended header: names, sizes, times and ownership; nothing that changes meaning. */
 const PAX_KEYS: Record<string, RegExp> = {

@@ -7,14 +7,14 @@
  * or I/O error (unreadable bundle or policy, invalid policy, bad flags).
  * BUNDLE may be `-` for standard input. Without --at the clock is used.
  */
-import { readFile } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { describeVerifyReport, verifyReportJson } from '../bundle/report.js';
 import type { VerifyContext } from '../bundle/types.js';
-import { verifyBundle, verifyBundleFile } from '../bundle/verify.js';
 import { IoError, UsageError, describeError } from '../errors.js';
-import { TRUST_POLICY_MAX_BYTES, loadTrustAnchors } from '../trust/policy.js';
 import { runCommand, type CliIO } from './run.js';
+
+/** Largest trust policy file read (the same bound loadTrustAnchors applies). */
+const POLICY_FILE_MAX_BYTES = 1024 * 1024;
 
 interface VerifyFlags {
   trust: string;
@@ -50,15 +50,29 @@ export function parseSecurityFloor(text: string): number {
   return Number(text);
 }
 
+/** Reads the policy file, never more than the limit + 1 bytes (so `--trust /dev/zero` ends). */
 async function readPolicy(path: string): Promise<Buffer> {
-  let bytes: Buffer;
+  let fh: FileHandle | undefined;
   try {
-    bytes = await readFile(path);
+    fh = await open(path, 'r');
+    const buf = Buffer.alloc(POLICY_FILE_MAX_BYTES + 1);
+    let filled = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, filled, buf.length - filled, null);
+      if (bytesRead === 0 || filled + bytesRead === buf.length) {
+        filled += bytesRead;
+        break;
+      }
+      filled += bytesRead;
+    }
+    if (filled > POLICY_FILE_MAX_BYTES) throw new IoError(`trust policy ${path} is over ${POLICY_FILE_MAX_BYTES} bytes`);
+    return buf.subarray(0, filled);
   } catch (err) {
+    if (err instanceof IoError) throw err;
     throw new IoError(`cannot read trust policy ${path}: ${describeError(err)}`, { cause: err });
+  } finally {
+    await fh?.close();
   }
-  if (bytes.length > TRUST_POLICY_MAX_BYTES) throw new IoError(`trust policy ${path} is ${bytes.length} bytes, over ${TRUST_POLICY_MAX_BYTES}`);
-  return bytes;
 }
 
 export function register(program: Command, io: CliIO): void {
@@ -73,6 +87,13 @@ export function register(program: Command, io: CliIO): void {
     .option('--json', 'print the whole report as JSON')
     .action(async (bundle: string, flags: VerifyFlags) => {
       await runCommand(io, flags.json === true, async () => {
+        // Loaded here, not at the top: registering the command must not cost
+        // every other command the schema compilation and X.509 setup.
+        const [{ verifyBundle, verifyBundleFile }, { describeVerifyReport, verifyReportJson }, { loadTrustAnchors }] = await Promise.all([
+          import('../bundle/verify.js'),
+          import('../bundle/report.js'),
+          import('../trust/policy.js'),
+        ]);
         const at = flags.at === undefined ? new Date() : parseAt(flags.at);
         const securityFloor = parseSecurityFloor(flags.securityFloor ?? '0');
         if (flags.hardware !== undefined && flags.hardware.trim() === '') throw new UsageError('--hardware must not be empty');
