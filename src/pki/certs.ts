@@ -18,12 +18,11 @@ import { createPublicKey, randomBytes, X509Certificate, type KeyObject } from 'n
 import { GlassboxError } from '../errors.js';
 import { spkiDer, webSigningKey, type CertHash, type KeyPair } from './keys.js';
 import { x509 } from './x509.js';
+import { EKU_OID } from '../trust/chain.js';
 import type { KeyPurpose } from '../trust/types.js';
 
-export const EKU_OIDS: Record<KeyPurpose, string> = {
-  codeSigning: '1.3.6.1.5.5.7.3.3',
-  clientAuth: '1.3.6.1.5.5.7.3.2',
-};
+/** EKU OIDs per purpose (the same table the chain rules use). */
+export const EKU_OIDS: Readonly<Record<KeyPurpose, string>> = EKU_OID;
 
 export const KeyUsage = x509.KeyUsageFlags;
 

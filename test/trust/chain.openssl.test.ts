@@ -71,16 +71,19 @@ async function stockJudge(c: Case): Promise<{ ok: boolean; detail: string }> {
     'verify', '-x509_strict', '-purpose', purpose, '-attime', String(at), '-CAfile', join(d, 'root.pem'),
     ...(rest.length > 0 ? ['-untrusted', join(d, 'chain.pem')] : []), join(d, 'leaf.pem'),
   ]);
-  const ext = (name: string) => openssl(['x509', '-in', join(d, 'leaf.pem'), '-noout', '-ext', name]).out;
-  const eku = ext('extendedKeyUsage');
+  // One x509 call prints the three leaf extensions, each under its own heading.
+  const text = openssl(['x509', '-in', join(d, 'leaf.pem'), '-noout', '-ext', 'extendedKeyUsage,basicConstraints,keyUsage']).out;
+  const section = (heading: string) => [...text.matchAll(/X509v3 ([A-Za-z ]+):[^\n]*\n([^\n]*)/g)].find((m) => m[1] === heading)?.[2] ?? '';
+  const eku = section('Extended Key Usage');
   const wantEku = c.purpose === 'clientAuth' ? 'TLS Web Client Authentication' : 'Code Signing';
-  const bc = ext('basicConstraints');
-  const ku = ext('keyUsage');
+  const bc = section('Basic Constraints');
+  const ku = section('Key Usage');
+  const hasKu = /X509v3 Key Usage:/.test(text);
   const checks = {
     verify: verify.status === 0,
     eku: eku.includes(wantEku),
     notCa: !/CA:TRUE/.test(bc),
-    ku: !/Key Usage/.test(ku) || ku.includes('Digital Signature'),
+    ku: !hasKu || ku.includes('Digital Signature'),
   };
   return { ok: Object.values(checks).every(Boolean), detail: `${verify.out.trim()} ${JSON.stringify(checks)}` };
 }
