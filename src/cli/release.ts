@@ -14,7 +14,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import { createDevPki } from '../pki/devpki.js';
 import type { AcceptedKeyAlgorithm } from '../pki/keys.js';
-import { signBundleWithKeyFile } from '../release/sign.js';
+import { signBundleWithKeyFile, signBundleWithSignatureFile } from '../release/sign.js';
 import { inspectBundle, type InspectReport } from '../release/inspect.js';
 import { buildRelease, parseNow } from '../release/index.js';
 import { readFileSync } from 'node:fs';
@@ -118,14 +118,21 @@ export function register(program: Command, io: CliIO): void {
     .command('sign')
     .description('add one signature (signatures/<k>.sig + .pem) to a bundle; each signer runs this with their own key')
     .argument('<bundle>', 'bundle to sign (in place unless --out)')
-    .requiredOption('--key <key.pem>', "signer's private key (PEM)")
+    .option('--key <key.pem>', "signer's private key (PEM)")
+    .option('--signature <file>', 'instead of --key: a signature of the bundle\'s manifest.json made elsewhere (e.g. by an HSM), checked before it is added')
     .requiredOption('--chain <chain.pem>', "signer's certificate chain: leaf first, then intermediates, never the root")
     .option('--pss', 'RSA keys: sign with RSA-PSS (salt 32) instead of PKCS #1 v1.5')
     .option('--out <file>', 'write the signed bundle here and leave the input untouched')
     .option('--json', 'print the whole result as JSON')
-    .action(async (bundle: string, opts: { key: string; chain: string; pss?: boolean; out?: string; json?: boolean }) => {
+    .action(async (bundle: string, opts: { key?: string; signature?: string; chain: string; pss?: boolean; out?: string; json?: boolean }) => {
       await runCommand(io, !!opts.json, async () => {
-        const res = await signBundleWithKeyFile(bundle, { key: opts.key, chain: opts.chain, pss: !!opts.pss, ...(opts.out === undefined ? {} : { out: opts.out }) });
+        if ((opts.key === undefined) === (opts.signature === undefined)) throw new UsageError('give exactly one of --key KEY.pem or --signature SIG');
+        if (opts.signature !== undefined && opts.pss) throw new UsageError('--pss applies to --key only (a detached signature is checked as PKCS #1 v1.5 and as PSS)');
+        const out = opts.out === undefined ? {} : { out: opts.out };
+        const res =
+          opts.key !== undefined
+            ? await signBundleWithKeyFile(bundle, { key: opts.key, chain: opts.chain, pss: !!opts.pss, ...out })
+            : await signBundleWithSignatureFile(bundle, { signature: opts.signature!, chain: opts.chain, ...out });
         if (opts.json) printJson(io, { ok: true, ...res });
         else {
           io.out(

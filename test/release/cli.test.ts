@@ -3,7 +3,7 @@
  * (`npm run build` first; `npm test` does that).
  */
 import { describe, expect, it, beforeAll } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -110,6 +110,29 @@ describe('glassbox release: pki → build → sign ×2 → verify', () => {
     expect(sign('in.tar', 2, ['--out', 'out.tar']).status).toBe(0);
     expect((await readFile(join(dir, 'in.tar'))).equals(before)).toBe(true);
     expect(glassbox(['release', 'inspect', 'out.tar'], dir).stdout).toContain('signer 1: CN=glassbox development release signer 2');
+  });
+});
+
+describe('glassbox release sign --signature: a signature made outside glassbox', () => {
+  it('attaches an openssl dgst -sign signature over manifest.json taken out with tar, and refuses a wrong one', async () => {
+    expect(build('d.tar').status).toBe(0);
+    execFileSync('sh', ['-c', 'tar -xOf d.tar manifest.json > d-manifest.json && openssl dgst -sha256 -sign pki/signer-1.key -out d.sig d-manifest.json'], { cwd: dir });
+    const attached = glassbox(['release', 'sign', 'd.tar', '--signature', 'd.sig', '--chain', 'pki/signer-1.chain.pem', '--json'], dir);
+    expect(attached.status).toBe(0);
+    expect(JSON.parse(attached.stdout)).toMatchObject({ index: 1, algorithm: 'ecdsa-p256-sha256' });
+
+    execFileSync('openssl', ['dgst', '-sha256', '-sign', 'pki/signer-3.key', '-out', 'wrong.sig', 'template.json'], { cwd: dir });
+    const before = await readFile(join(dir, 'd.tar'));
+    const wrong = glassbox(['release', 'sign', 'd.tar', '--signature', 'wrong.sig', '--chain', 'pki/signer-3.chain.pem', '--json'], dir);
+    expect(wrong.status).toBe(1);
+    expect(JSON.parse(wrong.stdout)).toMatchObject({ code: 'SIGNATURE_INVALID' });
+    expect((await readFile(join(dir, 'd.tar'))).equals(before)).toBe(true);
+
+    expect(sign('d.tar', 2).status).toBe(0);
+    expect(verifyJson('d.tar')).toEqual({ status: 0, code: null, ok: true });
+    const both = glassbox(['release', 'sign', 'd.tar', '--key', 'pki/signer-3.key', '--signature', 'd.sig', '--chain', 'pki/signer-3.chain.pem'], dir);
+    expect(both.status).toBe(2);
+    expect(both.stderr).toContain('exactly one of --key KEY.pem or --signature SIG');
   });
 });
 
