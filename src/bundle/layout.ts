@@ -18,7 +18,7 @@
  * `end()` is called at the end-of-archive marker (ARTIFACT_MISSING, or
  * BUNDLE_FORMAT for an archive without a manifest or with a half pair).
  *
- * Choices where the spec is silent (also in docs/bundle-verifier.md):
+ * Choices where the spec is silent:
  *   - Signers are numbered 1, 2, 3 … without gaps and without leading zeros;
  *     each pair is complete, `.sig` first then `.pem`, before the next pair.
  *     Any other order is BUNDLE_FORMAT. So there is exactly one valid layout.

@@ -19,7 +19,7 @@
  * ok:false. It throws IoError only when the source itself fails, and passes
  * on errors thrown by the sink (the installer's own I/O).
  *
- * Choices where the spec is silent (also in docs/bundle-verifier.md):
+ * Choices where the spec is silent:
  *   - Trust rotation: the `trust` artifact is parsed with loadTrustAnchors
  *     and the same signatures are judged again against the NEW policy at the
  *     same time. The bundle is accepted only when both judgements meet their
