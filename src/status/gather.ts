@@ -93,6 +93,7 @@ export async function gatherStatusFacts(o: GatherOptions): Promise<StatusFacts> 
     o.live?.broker ?? (o.configuredBroker ? { url: o.configuredBroker, connected: null, source: 'config', since: null, lastError: null, queue: null, detail: null } : null);
   return {
     generatedAt: o.now.toISOString(),
+    stateDir: o.stateDir,
     daemonVersion: o.daemonVersion,
     identity,
     identityError: error,

@@ -125,6 +125,8 @@ export interface EgressFacts {
 
 export interface StatusFacts {
   readonly generatedAt: string;
+  /** The device state directory these facts describe. */
+  readonly stateDir: string;
   readonly daemonVersion: string;
   readonly identity: IdentityFacts | null;
   /** Why the identity could not be read (e.g. corrupt record), when identity is null for that reason. */

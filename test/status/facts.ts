@@ -40,6 +40,7 @@ export const HEALTH: HealthPayload = {
 export function greenFacts(): StatusFacts {
   return {
     generatedAt: NOW,
+    stateDir: '/var/lib/glassbox',
     daemonVersion: '0.1.0',
     identity: {
       deviceId: 'rec-0042',
