@@ -10,8 +10,8 @@ import type { RejectionCode } from '../../src/bundle/codes.js';
 import { IoError } from '../../src/errors.js';
 import type { ManifestArtifact } from '../../src/manifest/types.js';
 import { certSha256, spkiSha256 } from '../../src/trust/fingerprint.js';
-import { anchorsFor, hostileSigner, makeTestPki, trustPolicyBytes, type HostileKind, type TestPki } from '../helpers/pki.js';
-import { createLeaf } from '../../src/pki/certs.js';
+import { anchorsFor, hostileSigner, makeTestPki, testKey, trustPolicyBytes, DAY, type HostileKind, type TestPki } from '../helpers/pki.js';
+import { createIntermediateCa, createLeaf } from '../../src/pki/certs.js';
 import {
   chunked,
   defaultArtifacts,
@@ -214,6 +214,16 @@ describe('signers', () => {
   ])('a %s signer is %s', async (kind, code) => {
     const h = await hostileSigner(pki, kind);
     await withFaulty({ signer: h.signer, chainPem: h.chainPem }, code);
+  });
+
+  test('a signer under a not-yet-valid intermediate is SIGNER_UNTRUSTED', async () => {
+    const inter = await createIntermediateCa(
+      pki.root,
+      { key: await testKey('ecdsa-p256', 'future-inter'), subject: 'CN=future release CA', now: pki.now },
+      { notBefore: new Date(pki.now.getTime() + DAY) },
+    );
+    const leaf = await createLeaf(inter, { key: await testKey('ecdsa-p256', 'future-leaf'), subject: 'CN=signer under future CA', purpose: 'codeSigning', now: pki.now });
+    await withFaulty({ signer: leaf, chainPem: leaf.pem + inter.pem }, 'SIGNER_UNTRUSTED');
   });
 
   test('an RSA-PSS signature with a salt other than the digest length is SIGNATURE_INVALID', async () => {
