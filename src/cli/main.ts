@@ -30,7 +30,14 @@ async function main(argv: string[]): Promise<void> {
     .exitOverride();
   // The long-running daemon loads only its own module: every other command's
   // imports would stay resident (≈55 MiB RSS) for the daemon's whole life.
-  const modules = argv[2] === 'daemon' ? [() => import('./daemon.js')] : commandModules;
+  // `verify` too: its throughput and peak RSS are measured end to end
+  // (bench:verify), and loading every command costs seconds and tens of MiB.
+  const standalone: Record<string, (typeof commandModules)[number]> = {
+    daemon: () => import('./daemon.js'),
+    verify: () => import('./verify.js'),
+  };
+  const only = argv[2] === undefined ? undefined : standalone[argv[2]];
+  const modules = only ? [only] : commandModules;
   for (const load of modules) (await load()).register(program, processIO);
   try {
     await program.parseAsync(argv);
