@@ -45,10 +45,14 @@ ul.checks li{display:flex;gap:.75rem;align-items:flex-start;padding:.55rem 0;bor
 .badge{flex:0 0 4.2rem;text-align:center;font-weight:700;font-size:.8rem;border-radius:.3rem;padding:.15rem 0;color:#fff}
 .badge.ok{background:var(--ok)}.badge.warn{background:var(--warn)}.badge.fail{background:var(--fail)}
 .check b{display:block}
+.check>div{min-width:0;overflow-wrap:anywhere}
+ul.flows{list-style:none;padding:0;margin:.5rem 0}
+ul.flows li{border-left:4px solid var(--fail);background:var(--card);border-radius:.3rem;padding:.5rem .75rem;margin:.4rem 0;overflow-wrap:anywhere}
+ul.flows .dst{font-weight:700}
 .fix{color:var(--muted);font-size:.9rem}
 .fix::before{content:"Fix: ";font-weight:600}
-dl{display:grid;grid-template-columns:minmax(8rem,max-content) 1fr;gap:.25rem .9rem;margin:0}
-dt{color:var(--muted)}dd{margin:0;min-width:0}
+dl{display:grid;grid-template-columns:minmax(5.5rem,max-content) 1fr;gap:.25rem .9rem;margin:0}
+dt{color:var(--muted)}dd{margin:0;min-width:0;overflow-wrap:anywhere}
 .hash,code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.85rem;overflow-wrap:anywhere}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}
 table{border-collapse:collapse;width:100%;font-size:.92rem}
@@ -60,7 +64,7 @@ form{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center}
 input[type=text]{font:inherit;font-family:ui-monospace,monospace;font-size:.85rem;padding:.45rem;min-width:0;flex:1 1 16rem;border:1px solid var(--line);border-radius:.3rem;background:var(--bg);color:var(--fg)}
 button,.button{font:inherit;font-weight:600;padding:.5rem .9rem;border-radius:.3rem;border:0;background:#1a56db;color:#fff;text-decoration:none;cursor:pointer}
 footer{margin:2rem 0 1rem;color:var(--muted);font-size:.85rem}
-@media (max-width:30rem){dl{grid-template-columns:1fr}dt{margin-top:.4rem}.badge{flex-basis:3.6rem}}
+@media (max-width:30rem){dt{max-width:8rem}.badge{flex-basis:3.6rem}}
 `;
 
 function check(c: StatusCheck): string {
@@ -143,8 +147,11 @@ function brokerSection(v: StatusView): string {
   ])}`;
 }
 
-function flowRow(f: EgressFlowFacts): string {
-  return `<tr><td>${esc(f.direction)}</td><td>${esc(f.proto)}</td><td class="hash">${esc(f.src)}</td><td class="hash">${esc(f.dst)}${f.dport === null ? '' : `:${esc(f.dport)}`}</td><td>${esc(f.count)}</td><td>${esc(f.lastSeen)}</td><td class="hash">${esc(f.process ?? '—')}</td></tr>`;
+function flowItem(f: EgressFlowFacts): string {
+  const dst = `${f.dst}${f.dport === null ? '' : `:${f.dport}`}`;
+  return `<li><span class="dst hash">${esc(f.proto)} → ${esc(dst)}</span><br><span class="hash">${esc(f.direction === 'forwarded' ? 'forwarded from' : 'from this recorder,')} ${esc(f.src)}</span><br>${esc(f.count)} flow${f.count === 1 ? '' : 's'}, first ${esc(f.firstSeen)}, last ${esc(f.lastSeen)}${
+    f.process ? `<br><span class="sub">${esc(f.process)}</span>` : ''
+  }</li>`;
 }
 
 function egressSection(v: StatusView, o: RenderOptions): string {
@@ -155,20 +162,21 @@ function egressSection(v: StatusView, o: RenderOptions): string {
 <p><a class="button" id="attestation-link" href="${esc(path)}?nonce=${esc(o.nonce)}" download="attestation-${esc(v.identity?.deviceId ?? 'recorder')}-${esc(o.nonce)}.json">Download signed attestation</a></p>`;
   if (e === null) return `<h2 id="egress">Egress attestation</h2><p class="sub">No egress verdict: the observer is not running.</p>${download}`;
   const flows = e.undeclaredFlows;
-  const table =
-    flows.length === 0
+  const listed =
+    e.undeclared === 0 && flows.length === 0
       ? '<p>No undeclared flows.</p>'
-      : `<div class="scroll"><table id="undeclared"><thead><tr><th>Dir</th><th>Proto</th><th>Source</th><th>Destination</th><th>Count</th><th>Last seen</th><th>Process</th></tr></thead><tbody>${flows.map(flowRow).join('')}</tbody></table></div>${
+      : `<h3>Undeclared flows</h3><ul class="flows" id="undeclared">${flows.map(flowItem).join('')}</ul>${
           e.undeclared > flows.length ? `<p class="sub">${esc(e.undeclared - flows.length)} more undeclared flows not listed.</p>` : ''
         }`;
-  return `<h2 id="egress">Egress attestation</h2><div class="banner ${e.verdict === 'clean' ? 'ok' : e.verdict === 'incomplete' ? 'warn' : 'fail'}" id="egress-verdict">Verdict: ${esc(e.verdict)}</div>${dl([
+  const tone = e.verdict === 'clean' ? 'ok' : e.verdict === 'incomplete' ? 'warn' : 'fail';
+  return `<h2 id="egress">Egress attestation</h2><div class="banner ${tone}" id="egress-verdict">Verdict: ${esc(e.verdict)}</div>${listed}${dl([
     ['Mode', e.mode],
     ['Window', e.windowStart ? `${e.windowStart} to ${e.windowEnd ?? 'now'}` : null],
     ['Flows counted', e.flowsCounted === null ? null : String(e.flowsCounted)],
     ['Undeclared', String(e.undeclared)],
     ['Events lost', e.eventsLost === null ? null : String(e.eventsLost)],
     ['Why not clean', e.reasons.join('; ') || null],
-  ])}<h3>Undeclared flows</h3>${table}${download}`;
+  ])}${download}`;
 }
 
 function identitySection(v: StatusView): string {
@@ -185,6 +193,12 @@ function identitySection(v: StatusView): string {
   ])}`;
 }
 
+/** " — Egress attestation, Broker": the checks that are not ok, worst first. */
+function attention(v: StatusView): string {
+  const bad = [...v.checks.filter((c) => c.state === 'fail'), ...v.checks.filter((c) => c.state === 'warn')];
+  return bad.length === 0 ? '' : `: ${esc(bad.map((c) => c.label).join(', '))}`;
+}
+
 /** The whole page. */
 export function renderStatusPage(v: StatusView, o: RenderOptions): string {
   const title = v.identity ? `${v.identity.deviceId} — glassbox` : 'glassbox recorder';
@@ -196,13 +210,13 @@ export function renderStatusPage(v: StatusView, o: RenderOptions): string {
 <body><main>
 <header><h1 id="device">${esc(v.identity?.deviceId ?? 'Unprovisioned recorder')}${v.identity ? ` <span class="sub">${esc(v.identity.hardware)}</span>` : ''}</h1>
 <div class="sub">${v.firmware?.installed ? `Firmware ${esc(v.firmware.installed.version)} · ` : ''}glassbox ${esc(v.daemonVersion)} · ${esc(v.generatedAt)}</div></header>
-<div class="banner ${v.overall}" id="overall" data-state="${v.overall}">${OVERALL_WORD[v.overall]}</div>
+<div class="banner ${v.overall}" id="overall" data-state="${v.overall}">${OVERALL_WORD[v.overall]}${attention(v)}</div>
 <section><ul class="checks" id="checks">${v.checks.map(check).join('')}</ul></section>
+${egressSection(v, o)}
 ${firmwareSection(v)}
 ${slotsSection(v)}
 ${healthSection(v)}
 ${brokerSection(v)}
-${egressSection(v, o)}
 ${identitySection(v)}
 <footer>Served by the glassbox daemon on this recorder. This page loads nothing from anywhere else. <a href="/">Reload</a> · <a href="/v1/status">JSON</a></footer>
 </main></body></html>

@@ -63,7 +63,7 @@ describe('the status page', () => {
     expect(page).toContain('Verdict: undeclared-egress');
     expect(page).not.toContain(hostile);
     expect(page).toContain(esc(hostile));
-    expect(page).toContain('class="banner fail" id="overall"');
+    expect(page).toContain('class="banner fail" id="overall" data-state="fail">Failing: Egress attestation<');
   });
 
   it('renders an unprovisioned recorder without failing', () => {
