@@ -6,7 +6,6 @@
  */
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
-import { bootCheck } from '../install/boot.js';
 import { STATE_DIR_HELP, resolveStateDir } from '../install/cli-support.js';
 import { runCommand, type CliIO } from './run.js';
 
@@ -29,6 +28,7 @@ export function register(program: Command, io: CliIO): void {
         const stateDir = resolveStateDir(flags.stateDir);
         const secs = Number(flags.hookTimeout ?? '60');
         if (!Number.isFinite(secs) || secs <= 0 || secs > 3600) throw new UsageError(`--hook-timeout must be 1..3600 seconds, got ${JSON.stringify(flags.hookTimeout)}`);
+        const { bootCheck } = await import('../install/boot.js');
         const r = await bootCheck({ stateDir, clock: new Date(), hookTimeoutMs: Math.round(secs * 1000) });
         if (flags.json) {
           io.out(JSON.stringify({ ok: r.ok, outcome: r.outcome, slot: r.slot, attempt: r.attempt, maxAttempts: r.maxAttempts, reason: r.reason, checks: r.checks, securityFloor: r.state.securityFloor, generation: r.state.generation }, null, 2));

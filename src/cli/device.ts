@@ -5,9 +5,7 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { IoError, UsageError } from '../errors.js';
-import { initDevice } from '../install/init.js';
 import { STATE_DIR_HELP, resolveStateDir } from '../install/cli-support.js';
-import { TRUST_MAX_BYTES } from '../install/state-store.js';
 import { runCommand, type CliIO } from './run.js';
 
 interface InitFlags {
@@ -39,7 +37,8 @@ export function register(program: Command, io: CliIO): void {
         } catch (err) {
           throw new IoError(`cannot read trust policy ${flags.trust}: ${(err as Error).message}`, { cause: err });
         }
-        if (trustBytes.length > TRUST_MAX_BYTES) throw new UsageError(`trust policy ${flags.trust} is over ${TRUST_MAX_BYTES} bytes`);
+        if (trustBytes.length > 1024 * 1024) throw new UsageError(`trust policy ${flags.trust} is over 1 MiB`);
+        const { initDevice } = await import('../install/init.js');
         const state = await initDevice({ stateDir, trustBytes, hardware: flags.hardware, clock: new Date(), maxBootAttempts: attempts });
         if (flags.json) io.out(JSON.stringify({ ok: true, stateDir, state }, null, 2));
         else io.out(`initialised ${stateDir} for ${state.hardware}: trust policy ${state.trustPolicy.slice(0, 12)}…, slots a and b empty`);

@@ -4,7 +4,6 @@
  * refused (the spec's code), 2 usage / I/O / device-state problem.
  */
 import type { Command } from 'commander';
-import { installBundle } from '../install/install.js';
 import { STATE_DIR_HELP, openBundleSource, reportForJson, resolveStateDir } from '../install/cli-support.js';
 import { runCommand, type CliIO } from './run.js';
 
@@ -24,6 +23,7 @@ export function register(program: Command, io: CliIO): void {
       await runCommand(io, flags.json === true, async () => {
         const stateDir = resolveStateDir(flags.stateDir);
         const { source, name } = await openBundleSource(bundle);
+        const { installBundle } = await import('../install/install.js');
         const r = await installBundle({ stateDir, source, sourceName: name, clock: new Date() });
         if (flags.json) {
           io.out(JSON.stringify({ ok: r.ok, code: r.code, reason: r.reason, slot: r.slot, bytesWritten: r.bytesWritten, trustPolicyStaged: r.trustPolicyStaged, generation: r.state.generation, active: r.state.active, securityFloor: r.state.securityFloor, verification: reportForJson(r.verification) }, null, 2));

@@ -4,7 +4,6 @@
  * when refused (nothing changed).
  */
 import type { Command } from 'commander';
-import { rollback } from '../install/rollback.js';
 import { STATE_DIR_HELP, resolveStateDir } from '../install/cli-support.js';
 import { runCommand, type CliIO } from './run.js';
 
@@ -22,6 +21,7 @@ export function register(program: Command, io: CliIO): void {
     .action(async (flags: RollbackFlags) => {
       await runCommand(io, flags.json === true, async () => {
         const stateDir = resolveStateDir(flags.stateDir);
+        const { rollback } = await import('../install/rollback.js');
         const r = await rollback({ stateDir, clock: new Date() });
         if (flags.json) io.out(JSON.stringify({ ok: true, from: r.from, to: r.to, version: r.version, generation: r.state.generation, securityFloor: r.state.securityFloor }, null, 2));
         else io.out(`rolled back to slot ${r.to} (${r.version ?? '?'}); restart the recorder to run it`);

@@ -4,9 +4,9 @@
  */
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { readFileChunks } from '../bundle/reader.js';
 import { IoError, UsageError } from '../errors.js';
-import { DEFAULT_STATE_DIR } from './state-store.js';
+/** Same as state-store's DEFAULT_STATE_DIR; kept here so registering a command loads nothing heavy. */
+export const DEFAULT_STATE_DIR = '/var/lib/glassbox';
 
 export const STATE_DIR_ENV = 'GLASSBOX_STATE_DIR';
 export const STATE_DIR_HELP = `device state directory (default: $${STATE_DIR_ENV} or ${DEFAULT_STATE_DIR})`;
@@ -28,6 +28,7 @@ export async function openBundleSource(path: string): Promise<{ source: AsyncIte
     throw new IoError(`cannot read bundle ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`, { cause: err });
   }
   if (st.isDirectory()) throw new UsageError(`${path} is a directory, not a bundle file`);
+  const { readFileChunks } = await import('../bundle/reader.js');
   return { source: readFileChunks(path), name: resolve(path), size: st.isFile() ? st.size : null };
 }
 

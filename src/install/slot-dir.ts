@@ -25,18 +25,44 @@ function checkName(name: string): void {
   if (!ARTIFACT_NAME.test(name)) throw new InstallError('STATE_IO', `refusing artifact name ${JSON.stringify(name)} as a file name`);
 }
 
+/**
+ * Flush-behind: after every FLUSH_BEHIND_BYTES written, a datasync of the
+ * file starts in the background (one at a time) while the verifier goes on
+ * reading and hashing, so the disk writes back during the install instead
+ * of all at the final fsync. finish() waits for it and fsyncs.
+ */
+export const FLUSH_BEHIND_BYTES = 32 * 1024 * 1024;
+
 class DirectoryFileWriter implements SlotFileWriter {
   #done = false;
+  #sinceFlush = 0;
+  #flushing: Promise<void> | null = null;
+  #flushError: unknown = null;
+
   constructor(
     private readonly fh: FileHandle,
     private readonly path: string,
   ) {}
 
   async write(chunk: Buffer): Promise<void> {
+    if (this.#flushError) throw this.#flushError;
     let off = 0;
     while (off < chunk.length) {
       const { bytesWritten } = await this.fh.write(chunk, off, chunk.length - off);
       off += bytesWritten;
+    }
+    this.#sinceFlush += chunk.length;
+    if (this.#sinceFlush >= FLUSH_BEHIND_BYTES && this.#flushing === null) {
+      this.#sinceFlush = 0;
+      this.#flushing = this.fh.datasync().then(
+        () => {
+          this.#flushing = null;
+        },
+        (err: unknown) => {
+          this.#flushing = null;
+          this.#flushError = err;
+        },
+      );
     }
   }
 
@@ -44,6 +70,8 @@ class DirectoryFileWriter implements SlotFileWriter {
     if (this.#done) return;
     this.#done = true;
     try {
+      await this.#flushing;
+      if (this.#flushError) throw this.#flushError;
       await this.fh.sync();
     } finally {
       await this.fh.close();
@@ -53,6 +81,7 @@ class DirectoryFileWriter implements SlotFileWriter {
   async abort(): Promise<void> {
     if (this.#done) return;
     this.#done = true;
+    await this.#flushing;
     await this.fh.close().catch(() => undefined);
     await rm(this.path, { force: true });
   }

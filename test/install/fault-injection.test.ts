@@ -20,7 +20,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, watch, type FSWatcher } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { readFileChunks } from '../../src/bundle/reader.js';
@@ -85,6 +85,27 @@ function warmChild(stateDir: string): Warm {
   child.stderr!.on('data', (b: Buffer) => out.push(b.toString()));
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on('exit', (code, signal) => res({ code, signal })));
   return { child, ready, exit, out };
+}
+
+function median(xs: readonly number[]): number {
+  const v = [...xs].sort((a, b) => a - b);
+  return v[Math.floor(v.length / 2)]!;
+}
+
+/**
+ * Resolves (with performance.now()) when a new slot directory appears under
+ * slots/: the installer has started staging. inotify, no polling.
+ */
+function stagingAppears(): { at: Promise<number>; close: () => void } {
+  const dir = join(stateDir, 'slots');
+  const existing = new Set(readdirSync(dir));
+  let watcher: FSWatcher | undefined;
+  const at = new Promise<number>((res) => {
+    watcher = watch(dir, (_event, name) => {
+      if (name && /^[ab]-[0-9a-f]+$/.test(name) && !existing.has(name)) res(performance.now());
+    });
+  });
+  return { at, close: () => watcher?.close() };
 }
 
 let root: string;
@@ -160,21 +181,31 @@ describe('SIGKILL at random points of an install', () => {
     console.log(`fault-injection seed: ${seed} (replay with GLASSBOX_FAULT_SEED=${seed})`);
     const rand = mulberry32(seed);
 
-    // Calibrate: how long a whole install takes from "go" to exit.
-    const times: number[] = [];
-    for (let i = 0; i < 3; i++) {
+    // Calibrate, with a second child warming up meanwhile as in the loop: how long from "go" until the
+    // staged slot directory appears (lock, state, trust, sweep), and from then until the process exits.
+    const toStage: number[] = [];
+    const stageToExit: number[] = [];
+    for (let i = 0; i < 4; i++) {
       const w = warmChild(stateDir);
       await w.ready;
+      const other = warmChild(stateDir);
+      const staged = stagingAppears();
       const t0 = performance.now();
       w.child.stdin!.write(bundles[i % bundles.length]!.path + '\n');
       const { code } = await w.exit;
+      const tExit = performance.now();
+      const tStage = await staged.at;
+      staged.close();
+      other.child.kill('SIGKILL');
+      await other.exit;
       expect(code, w.out.join('')).toBe(0);
-      times.push(performance.now() - t0);
+      toStage.push(tStage - t0);
+      stageToExit.push(tExit - tStage);
       await bootCheck({ stateDir, clock: new Date() });
     }
-    // Most kills should land inside the install; the end of the window still reaches its last steps.
-    const window = Math.min(...times);
-    console.log(`install takes ${times.map((t) => t.toFixed(0)).join(', ')} ms; kills drawn in [0, ${window.toFixed(0)}] ms`);
+    const preWindow = median(toStage);
+    const window = Math.max(...stageToExit) * 1.2;
+    console.log(`install: ${median(toStage).toFixed(0)} ms to the staged slot, then ${stageToExit.map((t) => t.toFixed(0)).join('/')} ms to exit; kills drawn in [0, ${preWindow.toFixed(0)}] ms after go (1 in 5) or [0, ${window.toFixed(0)}] ms after the slot appears`);
 
     const phases: Record<string, number> = {};
     let kills = 0;
@@ -189,11 +220,17 @@ describe('SIGKILL at random points of an install', () => {
         const bundle = bundles[(cycle + 1) % bundles.length]!;
         await current.ready;
         const { state: before } = await new StateDir(stateDir).read();
-        const delay = rand() * window;
-        const label = `seed ${seed} cycle ${cycle} delay ${delay.toFixed(1)} ms`;
+        // 1 in 5 kills anywhere from "go" (lock, state, sweep); the rest anchored at the staged slot (write, fsync, switch).
+        const early = rand() < 0.2;
+        const delay = rand() * (early ? preWindow : window);
+        const label = `seed ${seed} cycle ${cycle} ${early ? 'after go' : 'after staging'} delay ${delay.toFixed(1)} ms`;
+        const staged = stagingAppears();
+        let timer: NodeJS.Timeout | undefined;
         current.child.stdin!.write(bundles[cycle % bundles.length]!.path + '\n');
-        const timer = setTimeout(() => current.child.kill('SIGKILL'), delay);
+        if (early) timer = setTimeout(() => current.child.kill('SIGKILL'), delay);
+        else void staged.at.then(() => (timer = setTimeout(() => current.child.kill('SIGKILL'), delay)));
         const { signal, code } = await current.exit;
+        staged.close();
         clearTimeout(timer);
         const killed = signal === 'SIGKILL';
         if (!killed) expect(code, `${label}: ${current.out.join('')}`).toBe(0);
