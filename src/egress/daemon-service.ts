@@ -21,6 +21,7 @@ import { createAttester, type Attest } from '../attestation/attester.js';
 import { isValidNonce } from '../attestation/statement.js';
 import { ApiServer } from '../api/server.js';
 import { egressRoutes } from '../api/routes.js';
+import { statusPageDaemonRoutes } from '../statuspage/daemon-routes.js';
 import { EgressService, type InstalledPolicy } from './service.js';
 import type { EgressMode } from './ruleset.js';
 
@@ -81,12 +82,16 @@ export function createService(ctx: DaemonContext): DaemonService | null {
         tcp: ctx.config.api.listen,
         socketPath: settings.socket === undefined ? DEFAULT_API_SOCKET : settings.socket,
         allowWildcard: settings.allowWildcard ?? false,
-        routes: egressRoutes({
-          snapshot: () => egress.snapshot(),
-          attest,
-          health: async () => ({ deviceId: ctx.deviceId, egress: 'running' }),
-          observer: () => ({ readerPid: egress.readerPid ?? null }),
-        }),
+        routes: [
+          ...egressRoutes({
+            snapshot: () => egress.snapshot(),
+            attest,
+            health: async () => ({ deviceId: ctx.deviceId, egress: 'running' }),
+            observer: () => ({ readerPid: egress.readerPid ?? null }),
+          }),
+          // The technician's status page: `/` (HTML) and `/v1/status` (JSON), src/statuspage/.
+          ...statusPageDaemonRoutes(ctx, { egress: () => egress.snapshot() }),
+        ],
       });
       await api.start(signal);
       ctx.commands.register('attest', async (args) => {
