@@ -74,7 +74,7 @@ describe.skipIf(missing)(`the status page in headless Chromium${missing ? ` (ski
     expect(await page.getAttribute('[data-check="egress"]', 'data-state')).toBe('fail');
     expect(await page.getAttribute('[data-check="broker"]', 'data-state')).toBe('ok');
     expect(await page.textContent('#egress-verdict')).toBe('Verdict: undeclared-egress');
-    const rows = await page.$$eval('#undeclared li', (lis) => lis.map((li) => (li as HTMLElement).innerText));
+    const rows = await page.locator('#undeclared li').allInnerTexts();
     expect(rows).toHaveLength(2);
     expect(rows[0]).toContain('203.0.113.77:443');
     expect(rows[1]).toContain('/usr/bin/vendor-agent');
@@ -84,22 +84,23 @@ describe.skipIf(missing)(`the status page in headless Chromium${missing ? ` (ski
     expect(href).toMatch(/^\/v1\/attestation\?nonce=[A-Za-z0-9_-]{32}$/);
     // readable on a phone: nothing wider than the screen (tables scroll inside their box)
     // (compared with the phone's 390 CSS px: a mobile browser zooms out to fit wider content, so innerWidth would follow it)
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
-    const overflowing = await page.evaluate((width) => {
-      const out: string[] = [];
+    // (browser-side code as text: the test program is compiled without the DOM library)
+    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(390);
+    const overflowing = await page.evaluate(`(() => {
+      const out = new Set();
       const range = document.createRange();
-      for (const el of Array.from(document.querySelectorAll('main *'))) {
+      for (const el of document.querySelectorAll('main *')) {
         if (el.closest('.scroll')) continue;
         range.selectNodeContents(el);
-        for (const rect of Array.from(range.getClientRects())) if (rect.right > width + 1) out.push(`${el.tagName}: ${(el.textContent ?? '').slice(0, 40)}`);
+        for (const rect of range.getClientRects()) if (rect.right > 391) out.add(el.tagName + ': ' + (el.textContent || '').slice(0, 40));
       }
-      return [...new Set(out)];
-    }, 390);
+      return [...out];
+    })()`);
     expect(overflowing).toEqual([]);
     expect(r.console.filter((l) => /Refused|Content Security Policy/i.test(l))).toEqual([]);
     await page.screenshot({ path: join(OUT, 'phone.png'), fullPage: true });
     await page.screenshot({ path: join(OUT, 'phone-first-screen.png') });
-    await page.evaluate(() => document.getElementById('egress')?.scrollIntoView());
+    await page.locator('#egress').evaluate('(h) => h.scrollIntoView()');
     await page.screenshot({ path: join(OUT, 'phone-egress.png') });
     onlyTheDaemon(r.requests);
     await r.context.close();
