@@ -3,23 +3,25 @@ import { Command, CommanderError } from 'commander';
 import { processIO } from './run.js';
 import { readFileSync } from 'node:fs';
 
-// Each command lives in its own file and exports register(program, io).
-// Add new commands here, one import and one call each.
-const commandModules: Array<() => Promise<{ register: (program: Command, io: typeof processIO) => void }>> = [
-  () => import('./device.js'),
-  () => import('./install.js'),
-  () => import('./status.js'),
-  () => import('./boot-check.js'),
-  () => import('./rollback.js'),
-  () => import('./verify.js'),
-  () => import('./release.js'),
-  () => import('./demo.js'),
-  () => import('./provision.js'),
-  () => import('./ca.js'),
-  () => import('./daemon.js'),
-  () => import('./attest.js'),
-  () => import('./verify-attestation.js'),
-];
+type CommandModule = { register: (program: Command, io: typeof processIO) => void };
+
+// Each top-level command lives in its own file and exports register(program, io).
+// Add a new command here: its name and its loader.
+const commands: Record<string, () => Promise<CommandModule>> = {
+  device: () => import('./device.js'),
+  install: () => import('./install.js'),
+  status: () => import('./status.js'),
+  'boot-check': () => import('./boot-check.js'),
+  rollback: () => import('./rollback.js'),
+  verify: () => import('./verify.js'),
+  release: () => import('./release.js'),
+  demo: () => import('./demo.js'),
+  provision: () => import('./provision.js'),
+  ca: () => import('./ca.js'),
+  daemon: () => import('./daemon.js'),
+  attest: () => import('./attest.js'),
+  'verify-attestation': () => import('./verify-attestation.js'),
+};
 
 async function main(argv: string[]): Promise<void> {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -28,17 +30,12 @@ async function main(argv: string[]): Promise<void> {
     .version(pkg.version)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  // The long-running daemon loads only its own module: every other command's
-  // imports would stay resident (≈55 MiB RSS) for the daemon's whole life.
-  // `verify` too: its throughput and peak RSS are measured end to end
-  // (bench:verify), and loading every command costs seconds and tens of MiB.
-  const standalone: Record<string, (typeof commandModules)[number]> = {
-    daemon: () => import('./daemon.js'),
-    verify: () => import('./verify.js'),
-  };
-  const only = argv[2] === undefined ? undefined : standalone[argv[2]];
-  const modules = only ? [only] : commandModules;
-  for (const load of modules) (await load()).register(program, processIO);
+  // Only the invoked command's module is loaded: every other command's imports
+  // would cost start-up time, and for the daemon they would stay resident for
+  // its whole life. Help, version and unknown names load them all.
+  const named = argv[2] === undefined ? undefined : commands[argv[2]];
+  const loaders = named ? [named] : Object.values(commands);
+  for (const load of loaders) (await load()).register(program, processIO);
   try {
     await program.parseAsync(argv);
   } catch (err) {
