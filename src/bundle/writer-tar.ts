@@ -23,7 +23,7 @@ export const STREAM_CHUNK = 1024 * 1024;
  * One regular-file entry with the bundle's fixed metadata: uid/gid 0, mode
  * 0644, no owner names, mtime = the manifest's `released` (whole seconds).
  */
-function bundleHeader(path: string, size: number, mtime: Date): Header {
+export function bundleHeader(path: string, size: number, mtime: Date): Header {
   return new Header({ path, type: 'File', size, mode: ENTRY_MODE, uid: 0, gid: 0, mtime });
 }
 

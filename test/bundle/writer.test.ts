@@ -318,6 +318,25 @@ describe('what the verifier says about written bundles', () => {
 });
 
 describe('large artifacts', () => {
+  it('gives an entry over 8 GiB a pax size record that the verifier\'s reader decodes', async () => {
+    const { Pack, ReadEntry } = await import('tar');
+    const { bundleHeader } = await import('../../src/bundle/writer-tar.js');
+    const SIZE = 9 * 2 ** 30 + 7;
+    const pack = new Pack({ strict: true });
+    const head: Buffer[] = [];
+    pack.on('data', (c: Buffer) => head.push(c));
+    pack.add(new ReadEntry(bundleHeader('artifacts/rootfs.img', SIZE, new Date(RELEASED))));
+    await new Promise((r) => setImmediate(r));
+    const bytes = Buffer.concat(head);
+    expect(bytes.toString('latin1')).toContain(`size=${SIZE}\n`);
+    const events = [];
+    for await (const ev of readTar((async function* () { yield bytes; })())) {
+      events.push(ev);
+      if (ev.kind === 'entry') break;
+    }
+    expect(events.at(-1)).toMatchObject({ kind: 'entry', path: 'artifacts/rootfs.img', type: '0', size: SIZE });
+  });
+
   it('streams a 256 MiB artifact through writeBundle and addSignature with bounded memory', async () => {
     const dir = await tempDir('large');
     const SIZE = 256 * 1024 * 1024;
