@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { dirname, basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { Header, Pack, ReadEntry } from 'tar';
-import { IoError } from '../errors.js';
+import { GlassboxError, IoError } from '../errors.js';
 
 /** File mode of every bundle entry. */
 export const ENTRY_MODE = 0o644;
@@ -140,7 +140,8 @@ export async function writeAtomically<T>(outPath: string, body: (tmpPath: string
     return result;
   } catch (err) {
     await rm(tmpPath, { force: true });
-    throw err;
+    if (err instanceof GlassboxError) throw err;
+    throw new IoError(`cannot write ${outPath}: ${(err as Error).message}`, { cause: err });
   }
 }
 

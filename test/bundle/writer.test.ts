@@ -162,6 +162,14 @@ describe('writeBundle', () => {
     });
   });
 
+  it('names an output path it cannot write (IO)', async () => {
+    const dir = await tempDir('writer');
+    const rel = await makeRelease(dir);
+    const err = await writeBundle(join(dir, 'no-such-dir', 'b.tar'), { manifestBytes: rel.manifestBytes, signatures: [], artifacts: rel.artifacts }).catch((e: unknown) => e);
+    expect((err as GlassboxError).code).toBe('IO');
+    expect((err as GlassboxError).message).toContain(join(dir, 'no-such-dir', 'b.tar'));
+  });
+
   it('refuses a manifest that is not canonical (MANIFEST_INVALID)', async () => {
     const dir = await tempDir('writer');
     const rel = await makeRelease(dir);
