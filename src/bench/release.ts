@@ -3,8 +3,8 @@
  * new bundle, hashing it on the way) and addSignature (copy a bundle
  * through, re-hashing every artifact, with one more signature pair),
  * against the physical limit measured in the same run on the same bytes:
- * `tee COPY < FILE | sha256sum`, which reads, writes and hashes every byte
- * once (two processes, so hashing and copying overlap).
+ * the slower of `sha256sum FILE` and `cp FILE COPY` (the writer reads,
+ * hashes and writes every byte once; at best hashing and copying overlap).
  *
  *   npm run bench:release [-- SIZE_MIB]      (default 512)
  *
@@ -78,9 +78,14 @@ async function main(): Promise<void> {
 
     // warm the page cache
     execFileSync('sh', ['-c', `cat "${artifact}" > /dev/null`]);
-    const limit = await best(3, () => {
-      execFileSync('sh', ['-c', `tee "${copy}" < "${artifact}" | sha256sum > /dev/null`]);
+    const hashMs = await best(3, () => {
+      execFileSync('sha256sum', [artifact], { stdio: 'ignore' });
     });
+    const copyMs = await best(3, () => {
+      execFileSync('cp', [artifact, copy]);
+    });
+    // Reading, hashing and writing every byte once: at best the slower of the two, if they overlap perfectly.
+    const limit = Math.max(hashMs, copyMs);
     await rm(copy, { force: true });
 
     let peak = process.memoryUsage().rss;
@@ -97,7 +102,9 @@ async function main(): Promise<void> {
 
     const mibs = (ms: number): string => ((sizeMiB * 1000) / ms).toFixed(0);
     process.stdout.write(`artifact ${sizeMiB} MiB, best of 3, page cache warm\n`);
-    process.stdout.write(`limit  tee COPY < FILE | sha256sum   ${limit.toFixed(0)} ms  ${mibs(limit)} MiB/s\n`);
+    process.stdout.write(`sha256sum FILE                      ${hashMs.toFixed(0)} ms  ${mibs(hashMs)} MiB/s\n`);
+    process.stdout.write(`cp FILE COPY                        ${copyMs.toFixed(0)} ms  ${mibs(copyMs)} MiB/s\n`);
+    process.stdout.write(`limit = max of the two              ${limit.toFixed(0)} ms  ${mibs(limit)} MiB/s\n`);
     process.stdout.write(`writeBundle                         ${write.toFixed(0)} ms  ${mibs(write)} MiB/s  ratio ${(limit / write).toFixed(2)} of the limit\n`);
     process.stdout.write(`addSignature (copy + re-hash)       ${addSig.toFixed(0)} ms  ${mibs(addSig)} MiB/s  ratio ${(limit / addSig).toFixed(2)} of the limit\n`);
     process.stdout.write(`peak RSS growth ${((peak - base) / 2 ** 20).toFixed(1)} MiB\n`);
