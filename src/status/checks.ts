@@ -24,6 +24,15 @@ export const HEALTH_STALE_MS = 10 * 60_000;
 
 const short = (hex: string) => `${hex.slice(0, 16)}…`;
 
+/** 2048 → "2 kB", 33554432 → "33.6 MB" (decimal units, as disks are sold). */
+export function formatBytes(n: number): string {
+  if (n >= 1e12) return `${(n / 1e12).toFixed(1)} TB`;
+  if (n >= 1e9) return `${(n / 1e9).toFixed(1)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  if (n >= 1e3) return `${Math.round(n / 1e3)} kB`;
+  return `${n} B`;
+}
+
 export function checkIdentity(id: IdentityFacts | null, now: Date, error: string | null = null): StatusCheck {
   const base = { id: 'identity', label: 'Identity' } as const;
   if (id === null) {
@@ -76,7 +85,7 @@ export function checkTrust(trust: TrustFacts | null): StatusCheck {
 export function checkBrokerFacts(b: BrokerFacts | null): StatusCheck {
   const base = { id: 'broker', label: 'Broker' } as const;
   if (b === null || b.url === null) return { ...base, state: 'fail', detail: 'no broker configured', fix: 'provision with `glassbox provision import … --broker mqtts://HOST:8883`' };
-  const queue = b.queue ? `; queue ${b.queue.depth} message${b.queue.depth === 1 ? '' : 's'} (${b.queue.bytes} of ${b.queue.maxBytes} bytes)` : '';
+  const queue = b.queue ? `; queue ${b.queue.depth} message${b.queue.depth === 1 ? '' : 's'} (${formatBytes(b.queue.bytes)} of ${formatBytes(b.queue.maxBytes)})` : '';
   const dropped = b.queue && b.queue.droppedEvents + b.queue.droppedHealth > 0 ? `; dropped ${b.queue.droppedEvents} events, ${b.queue.droppedHealth} health samples` : '';
   if (b.connected === true) {
     const state: CheckState = dropped ? 'warn' : 'ok';

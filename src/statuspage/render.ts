@@ -5,6 +5,7 @@
  * that called out would itself be hidden egress. The only links point back
  * at the daemon (the attestation download, a reload).
  */
+import { formatBytes } from '../status/checks.js';
 import type { EgressFlowFacts, StatusCheck, StatusView } from '../status/types.js';
 
 /** Served with the page; the page needs nothing it forbids. */
@@ -113,12 +114,7 @@ function slotsSection(v: StatusView): string {
   ])}`;
 }
 
-function bytes(n: number): string {
-  if (n >= 1e12) return `${(n / 1e12).toFixed(1)} TB`;
-  if (n >= 1e9) return `${(n / 1e9).toFixed(1)} GB`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
-  return `${Math.round(n / 1e3)} kB`;
-}
+const bytes = formatBytes;
 
 function healthSection(v: StatusView): string {
   const h = v.health;
