@@ -3,7 +3,7 @@
  * `/v1/status` (the same view as JSON). When a password is set, TCP clients
  * must give it (HTTP Basic); the Unix socket does not ask.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { ApiRequest, ApiResponse, Route } from '../api/server.js';
 import { composeStatus } from '../status/checks.js';
 import type { StatusFacts } from '../status/types.js';
@@ -47,9 +47,15 @@ export function newNonce(): string {
   return randomBytes(24).toString('base64url');
 }
 
+/** A password checked once is remembered this long (scrypt costs ~0.1-0.5 s; the page reloads every 30 s). */
+export const AUTH_CACHE_MS = 10 * 60_000;
+const AUTH_CACHE_MAX = 64;
+
 export function statusPageRoutes(deps: StatusPageDeps): Route[] {
   const now = deps.now ?? Date.now;
   const limiter = deps.limiter ?? new FailureLimiter();
+  // sha256(stored hash + Authorization header) → expiry. Never the password itself; a new password invalidates every entry.
+  const verified = new Map<string, number>();
 
   async function authorised(req: ApiRequest): Promise<ApiResponse | null> {
     if (req.client === 'unix') return null;
@@ -57,9 +63,19 @@ export function statusPageRoutes(deps: StatusPageDeps): Route[] {
     if (record === null) return null;
     const wait = limiter.blockedFor(req.client, now());
     if (wait > 0) return unauthorized(wait);
-    const given = basicPassword(typeof req.headers.authorization === 'string' ? req.headers.authorization : undefined);
-    if (given !== null && (await verifyPassword(record, given))) return null;
-    if (given !== null) limiter.fail(req.client, now());
+    const header = typeof req.headers.authorization === 'string' ? req.headers.authorization : undefined;
+    const given = basicPassword(header);
+    if (given === null) return unauthorized(null);
+    const key = createHash('sha256').update(record.hash).update('\0').update(header ?? '').digest('hex');
+    const until = verified.get(key);
+    if (until !== undefined && until > now()) return null;
+    if (await verifyPassword(record, given)) {
+      verified.delete(key);
+      verified.set(key, now() + AUTH_CACHE_MS);
+      while (verified.size > AUTH_CACHE_MAX) verified.delete(verified.keys().next().value as string);
+      return null;
+    }
+    limiter.fail(req.client, now());
     return unauthorized(null);
   }
 

@@ -120,5 +120,24 @@ describe('the status page routes on the local API', () => {
       expect(Number(blocked.headers['retry-after'])).toBeGreaterThan(0);
       password = null;
     });
+
+    it('forgets a remembered password when a new one is set', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'glassbox-pw2-'));
+      await setPassword(dir, 'first-password-123', new Date());
+      let record = await readPasswordRecord(dir);
+      const own = new ApiServer({ tcp: '127.0.0.1:0', socketPath: null, routes: statusPageRoutes({ facts: async () => greenFacts(), password: async () => record }) });
+      await own.start();
+      try {
+        const p = own.tcpAddress!.port;
+        expect((await get({ port: p }, '/v1/status', 'first-password-123')).status).toBe(200);
+        expect((await get({ port: p }, '/v1/status', 'first-password-123')).status).toBe(200); // remembered
+        await setPassword(dir, 'second-password-456', new Date());
+        record = await readPasswordRecord(dir);
+        expect((await get({ port: p }, '/v1/status', 'first-password-123')).status).toBe(401);
+        expect((await get({ port: p }, '/v1/status', 'second-password-456')).status).toBe(200);
+      } finally {
+        await own.stop();
+      }
+    });
   });
 });
