@@ -233,6 +233,12 @@ async function main(): Promise<void> {
   const runs = Number(option('--runs', '3'));
   if (sizes.some((s) => !(s > 0)) || !(runs >= 1)) throw new Error('usage: bench:verify [--sizes 1,4] [--runs 3]');
   const dir = await mkdtemp(join(tmpdir(), 'glassbox-bench-verify-'));
+  // Multi-GiB temp files must not outlive an interrupted run.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      void rm(dir, { recursive: true, force: true }).finally(() => process.exit(130));
+    });
+  }
   const fs = await statfs(dir);
   const need = Math.max(...sizes) * GiB * 1.1;
   if (fs.bavail * fs.bsize < need) throw new Error(`not enough free space in ${dir} for a ${Math.max(...sizes)} GiB bundle`);
