@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, test } from 'vitest';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -8,6 +9,7 @@ import { verifyBundle, verifyBundleFile } from '../../src/bundle/verify.js';
 import type { ArtifactSink, VerifyContext, VerifyReport } from '../../src/bundle/types.js';
 import type { RejectionCode } from '../../src/bundle/codes.js';
 import { IoError } from '../../src/errors.js';
+import { requireSystem } from '../helpers/system.js';
 import type { ManifestArtifact } from '../../src/manifest/types.js';
 import { certSha256, spkiSha256 } from '../../src/trust/fingerprint.js';
 import { anchorsFor, hostileSigner, makeTestPki, testKey, trustPolicyBytes, DAY, type HostileKind, type TestPki } from '../helpers/pki.js';
@@ -726,5 +728,33 @@ describe('trust rotation', () => {
     };
     await verify(rotation(next.policyBytes, pkiSigners(pki, [0, 1])), {}, sink);
     expect(calls.at(-1)).toBe('abort trust.json');
+  });
+});
+
+describe.skipIf(requireSystem(['tar']))('bundles made by GNU tar', () => {
+  async function gnuTar(format: string): Promise<Buffer> {
+    const dir = await mkdtemp(join(tmpdir(), 'gbx-gnutar-'));
+    try {
+      const b = bundle();
+      await mkdir(join(dir, 'signatures'));
+      await mkdir(join(dir, 'artifacts'));
+      for (const e of b.entries) await writeFile(join(dir, e.path), e.data);
+      execFileSync('tar', [`--format=${format}`, '-C', dir, '-cf', join(dir, 'out.tar'), ...b.entries.map((e) => e.path)]);
+      return await readFile(join(dir, 'out.tar'));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  test('--format=posix (pax headers with atime/ctime) and --format=ustar are accepted', async () => {
+    for (const format of ['posix', 'ustar']) {
+      const report = await verify(await gnuTar(format));
+      expect(report.ok, `${format}: ${report.reason}`).toBe(true);
+    }
+  });
+
+  test('--format=gnu is BUNDLE_FORMAT (not POSIX)', async () => {
+    const report = await expectCode(await gnuTar('gnu'), 'BUNDLE_FORMAT');
+    expect(report.reason).toContain('GNU tar format');
   });
 });
