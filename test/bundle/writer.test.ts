@@ -1,4 +1,4 @@
-import { describe, expect, it, beforeAll } from 'vitest';
+import { afterAll, describe, expect, it, beforeAll } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { readFile, readdir, writeFile, truncate, stat } from 'node:fs/promises';
@@ -12,7 +12,9 @@ import { file, entry, tarOf } from '../helpers/bundle.js';
 import { verifyBundleFile } from '../../src/bundle/verify.js';
 import { loadTrustAnchors } from '../../src/trust/policy.js';
 import { canonicalBytes } from '../../src/manifest/canonical.js';
-import { defaultArtifacts, keySigner, makePki, makeRelease, tempDir, sha256, RELEASED, type TestPki } from '../release/fixtures.js';
+import { defaultArtifacts, keySigner, makePki, makeRelease, tempDir, sha256, RELEASED, type TestPki, removeTempDirs } from '../release/fixtures.js';
+
+afterAll(removeTempDirs);
 
 /** Entry paths of a bundle, checked against the verifier's layout rules on the way. */
 async function layoutOf(path: string): Promise<{ paths: string[]; complete: boolean; bodies: Map<string, Buffer> }> {

@@ -5,7 +5,7 @@
  * tooling, and against altered ones. Every verdict is compared with
  * glassbox's own verifier on the same bundle and policy.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { copyFile, readFile, writeFile } from 'node:fs/promises';
@@ -19,7 +19,9 @@ import { inspectBundle } from '../../src/release/inspect.js';
 import { readTar } from '../../src/bundle/reader.js';
 import { createReadStream } from 'node:fs';
 import { entry, file, tarOf } from '../helpers/bundle.js';
-import { tempDir } from '../release/fixtures.js';
+import { tempDir, removeTempDirs } from '../release/fixtures.js';
+
+afterAll(removeTempDirs);
 
 const MAIN = resolve('dist/cli/main.js');
 const SCRIPT = resolve('scripts/buyer-check.sh');

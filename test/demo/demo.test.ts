@@ -2,12 +2,14 @@
  * `glassbox demo` (what `npm start` runs) from a newcomer's point of view:
  * spawns the built CLI in a fresh directory.
  */
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { tempDir } from '../release/fixtures.js';
+import { tempDir, removeTempDirs } from '../release/fixtures.js';
+
+afterAll(removeTempDirs);
 
 const MAIN = resolve('dist/cli/main.js');
 

@@ -6,7 +6,7 @@
  * engineer without glassbox (or with an HSM driven by openssl) can produce
  * bundles the recorders accept.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, writeFile, copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,7 +15,9 @@ import type { VerifyReport } from '../../src/bundle/types.js';
 import { writeBundle } from '../../src/bundle/writer.js';
 import { loadTrustAnchors } from '../../src/trust/policy.js';
 import { canonicalBytes } from '../../src/manifest/canonical.js';
-import { makeRelease, tempDir, type Release } from '../release/fixtures.js';
+import { makeRelease, tempDir, type Release, removeTempDirs } from '../release/fixtures.js';
+
+afterAll(removeTempDirs);
 
 const CONFIG = `
 [req]

@@ -2,12 +2,14 @@
  * `glassbox release …` as a release engineer runs it: spawns the built CLI
  * (`npm run build` first; `npm test` does that).
  */
-import { describe, expect, it, beforeAll } from 'vitest';
+import { afterAll, describe, expect, it, beforeAll } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { tempDir } from './fixtures.js';
+import { tempDir, removeTempDirs } from './fixtures.js';
+
+afterAll(removeTempDirs);
 
 const MAIN = resolve('dist/cli/main.js');
 

@@ -2,7 +2,7 @@
  * firmware-manifests/example/ is exactly what scripts/build-example-release.sh
  * makes today, it is a valid release, and its README quotes it truthfully.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -14,7 +14,9 @@ import { FileKeySigner } from '../../src/pki/signer.js';
 import { addSignature } from '../../src/bundle/writer.js';
 import { verifyBundleFile } from '../../src/bundle/verify.js';
 import { loadTrustAnchors } from '../../src/trust/policy.js';
-import { tempDir } from './fixtures.js';
+import { tempDir, removeTempDirs } from './fixtures.js';
+
+afterAll(removeTempDirs);
 
 const EXAMPLE = resolve('firmware-manifests/example');
 const GENERATED = ['manifest.json', 'sbom.cdx.json', 'provenance.intoto.json'];

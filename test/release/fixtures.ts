@@ -4,7 +4,7 @@
  * (root CA → release intermediate → code-signing leaves). No key is committed.
  */
 import { createHash, sign as cryptoSign, constants } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildManifest, type ArtifactFile } from '../../src/release/manifest-build.js';
@@ -15,8 +15,18 @@ import type { BundleSigner } from '../../src/bundle/writer.js';
 
 export const RELEASED = '2025-03-01T12:00:00Z';
 
+const made: string[] = [];
+
+/** A fresh temporary directory, removed by removeTempDirs() (call it in afterAll). */
 export async function tempDir(prefix: string): Promise<string> {
-  return mkdtemp(join(tmpdir(), `glassbox-${prefix}-`));
+  const dir = await mkdtemp(join(tmpdir(), `glassbox-${prefix}-`));
+  made.push(dir);
+  return dir;
+}
+
+/** Removes every directory tempDir() made in this test file. */
+export async function removeTempDirs(): Promise<void> {
+  await Promise.all(made.splice(0).map((d) => rm(d, { recursive: true, force: true })));
 }
 
 export function sha256(data: Buffer): string {
