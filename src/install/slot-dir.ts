@@ -26,52 +26,99 @@ function checkName(name: string): void {
 }
 
 /**
- * Flush-behind: after every FLUSH_BEHIND_BYTES written, a datasync of the
- * file starts in the background (one at a time) while the verifier goes on
- * reading and hashing, so the disk writes back during the install instead
- * of all at the final fsync. finish() waits for it and fsyncs.
+ * Write-behind and flush-behind, so reading, hashing and writing overlap:
+ *   - write() copies the chunk into one of WRITE_BEHIND_BUFFERS buffers and
+ *     returns; the write itself (at an explicit file position) runs in
+ *     libuv's thread pool while the verifier hashes the next chunk. At most
+ *     that many writes are in flight (bounded memory); the caller's chunk
+ *     may be reused as soon as write() resolves, as the verifier requires.
+ *   - after every FLUSH_BEHIND_BYTES, a datasync of the file starts in the
+ *     background (one at a time), so the disk writes back during the install
+ *     instead of all at the final fsync.
+ * finish() waits for everything, fsyncs and closes; any write error is
+ * raised by the next write() or by finish().
  */
 export const FLUSH_BEHIND_BYTES = 32 * 1024 * 1024;
+export const WRITE_BEHIND_BUFFERS = 4;
+const WRITE_BUFFER_BYTES = 1024 * 1024;
 
 class DirectoryFileWriter implements SlotFileWriter {
   #done = false;
+  #position = 0;
   #sinceFlush = 0;
   #flushing: Promise<void> | null = null;
-  #flushError: unknown = null;
+  #error: unknown = null;
+  readonly #free: Buffer[] = [];
+  readonly #inFlight: Array<Promise<void>> = [];
+  #allocated = 0;
 
   constructor(
     private readonly fh: FileHandle,
     private readonly path: string,
   ) {}
 
-  async write(chunk: Buffer): Promise<void> {
-    if (this.#flushError) throw this.#flushError;
+  #buffer(): Buffer {
+    const b = this.#free.pop();
+    if (b) return b;
+    this.#allocated += 1;
+    return Buffer.allocUnsafe(WRITE_BUFFER_BYTES);
+  }
+
+  async #writeAll(buf: Buffer, length: number, position: number): Promise<void> {
     let off = 0;
-    while (off < chunk.length) {
-      const { bytesWritten } = await this.fh.write(chunk, off, chunk.length - off);
+    while (off < length) {
+      const { bytesWritten } = await this.fh.write(buf, off, length - off, position + off);
       off += bytesWritten;
     }
-    this.#sinceFlush += chunk.length;
+  }
+
+  async write(chunk: Buffer): Promise<void> {
+    for (let off = 0; off < chunk.length; off += WRITE_BUFFER_BYTES) {
+      const piece = chunk.subarray(off, Math.min(chunk.length, off + WRITE_BUFFER_BYTES));
+      while (this.#inFlight.length >= WRITE_BEHIND_BUFFERS) await this.#inFlight[0];
+      if (this.#error) throw this.#error;
+      const buf = this.#buffer();
+      piece.copy(buf);
+      const position = this.#position;
+      this.#position += piece.length;
+      const p: Promise<void> = this.#writeAll(buf, piece.length, position).then(
+        () => undefined,
+        (err: unknown) => {
+          this.#error ??= err;
+        },
+      ).finally(() => {
+        this.#inFlight.splice(this.#inFlight.indexOf(p), 1);
+        this.#free.push(buf);
+      });
+      this.#inFlight.push(p);
+      this.#sinceFlush += piece.length;
+    }
     if (this.#sinceFlush >= FLUSH_BEHIND_BYTES && this.#flushing === null) {
       this.#sinceFlush = 0;
+      // Flushes what has reached the page cache so far; writes still in flight go with the next one.
       this.#flushing = this.fh.datasync().then(
         () => {
           this.#flushing = null;
         },
         (err: unknown) => {
           this.#flushing = null;
-          this.#flushError = err;
+          this.#error ??= err;
         },
       );
     }
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#inFlight.length > 0) await this.#inFlight[0];
+    await this.#flushing;
   }
 
   async finish(): Promise<void> {
     if (this.#done) return;
     this.#done = true;
     try {
-      await this.#flushing;
-      if (this.#flushError) throw this.#flushError;
+      await this.#drain();
+      if (this.#error) throw this.#error;
       await this.fh.sync();
     } finally {
       await this.fh.close();
@@ -81,7 +128,7 @@ class DirectoryFileWriter implements SlotFileWriter {
   async abort(): Promise<void> {
     if (this.#done) return;
     this.#done = true;
-    await this.#flushing;
+    await this.#drain().catch(() => undefined);
     await this.fh.close().catch(() => undefined);
     await rm(this.path, { force: true });
   }
