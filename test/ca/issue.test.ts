@@ -1,5 +1,5 @@
-import { describe, expect, it, beforeAll } from 'vitest';
-import { readFile, writeFile, mkdtemp, stat } from 'node:fs/promises';
+import { afterAll, describe, expect, it, beforeAll } from 'vitest';
+import { readFile, rm, writeFile, mkdtemp, stat } from 'node:fs/promises';
 import { X509Certificate } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,10 @@ let dir: string;
 beforeAll(async () => {
   pki = await makeTestPki();
   dir = await mkdtemp(join(tmpdir(), 'glassbox-ca-'));
+});
+
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 async function request(csrPem: string, over: Partial<IssueDeviceRequest> = {}): Promise<IssueDeviceRequest> {

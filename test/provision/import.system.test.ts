@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { requireSystem } from '../helpers/system.js';
@@ -130,6 +130,7 @@ describe.skipIf(missing)(`provisioning against a real broker${missing ? ` (skipp
   afterAll(async () => {
     await broker?.stop();
     await brokerOfOtherFleet?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('imports the issued certificate, writes the configuration, checks the broker and prints the checklist', async () => {

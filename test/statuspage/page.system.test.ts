@@ -6,7 +6,7 @@
  * Screenshots: test-output/statuspage/ (git-ignored).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdir, mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
@@ -142,6 +142,7 @@ describe.skipIf(missing)(`the status page in headless Chromium${missing ? ` (ski
       await tech.context.close();
     } finally {
       password = null;
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'node:http';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ApiServer } from '../../src/api/server.js';
@@ -31,6 +31,16 @@ function get(target: { port?: number; socketPath?: string }, path: string, auth?
     req.end();
   });
 }
+
+const temps: string[] = [];
+async function tempDir(prefix: string): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), prefix));
+  temps.push(d);
+  return d;
+}
+afterAll(async () => {
+  for (const d of temps) await rm(d, { recursive: true, force: true });
+});
 
 describe('password hashing and limits', () => {
   it('verifies the right password only, and the stored record parses back', async () => {
@@ -64,7 +74,7 @@ describe('the status page routes on the local API', () => {
   let password: PasswordRecord | null = null;
 
   beforeAll(async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'glassbox-page-'));
+    const dir = await tempDir('glassbox-page-');
     socketPath = join(dir, 'api.sock');
     api = new ApiServer({
       tcp: '127.0.0.1:0',
@@ -98,7 +108,7 @@ describe('the status page routes on the local API', () => {
 
   describe('with a password set', () => {
     it('asks TCP clients for it, refuses wrong ones, rate-limits guessing, and lets the Unix socket in', async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'glassbox-pw-'));
+      const dir = await tempDir('glassbox-pw-');
       await setPassword(dir, 'technician-secret-1', new Date());
       password = await readPasswordRecord(dir);
       expect(password).not.toBeNull();
@@ -122,7 +132,7 @@ describe('the status page routes on the local API', () => {
     });
 
     it('forgets a remembered password when a new one is set', async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'glassbox-pw2-'));
+      const dir = await tempDir('glassbox-pw2-');
       await setPassword(dir, 'first-password-123', new Date());
       let record = await readPasswordRecord(dir);
       const own = new ApiServer({ tcp: '127.0.0.1:0', socketPath: null, routes: statusPageRoutes({ facts: async () => greenFacts(), password: async () => record }) });
