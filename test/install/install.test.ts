@@ -104,6 +104,17 @@ describe('install, boot confirmation and commit', () => {
     expect(s.slots.b.state).toBe('pending');
   });
 
+  it('an artifact with a 128-character name (pax header in the bundle) installs and re-verifies at boot', async () => {
+    const dir = await freshDevice();
+    const name = 'r' + 'x'.repeat(120) + '.squash';
+    expect(name.length).toBe(128);
+    const b = await buildBundle(root, pki, { version: '1.0.0', artifacts: [{ name, role: 'rootfs', data: payload(10_000, 9) }] });
+    expect((await install(dir, b.path)).ok).toBe(true);
+    const boot = await bootCheck({ stateDir: dir, clock: new Date() });
+    expect(boot.checks[0]).toMatchObject({ name: 'slot-verification', ok: true });
+    expect(boot.outcome).toBe('committed');
+  });
+
   it('a second install before confirmation replaces the pending slot, never the committed fallback', async () => {
     const dir = await freshDevice();
     await installAndCommit(dir, (await buildBundle(root, pki, { version: '1.0.0' })).path);
