@@ -3,7 +3,9 @@
  *
  * The schemas have ONE source: `firmware-manifests/schema/*.schema.json` at
  * the package root, published there for buyers and auditors. The code reads
- * those same files once, when `src/manifest/schema.ts` is first imported.
+ * those same files once, when `src/manifest/schema.ts` is first imported
+ * (the validators precompiled at build time are keyed by their bytes: see
+ * validators.ts).
  *
  * This module sits at `src/manifest/` under vitest and `dist/manifest/`
  * after `npm run build`, both two levels below the package root; rather
@@ -13,8 +15,8 @@
  * therefore ship `firmware-manifests/schema/` next to `dist/`; if it does
  * not, the import fails at once with an error naming every place looked at.
  *
- * Reading two static files at module load is the only I/O here; the
- * validators built from them are pure.
+ * Reading the static schema files is the only I/O here; the validators
+ * built from them are pure.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -50,10 +52,16 @@ function isGlassboxRoot(dir: string): boolean {
 }
 
 export function readSchema(dir: string, file: string): Record<string, unknown> {
+  return readSchemaBytes(dir, file).value;
+}
+
+/** A schema file's exact bytes (what the precompiled validators are keyed by) and its parsed value. */
+export function readSchemaBytes(dir: string, file: string): { bytes: Buffer; value: Record<string, unknown> } {
   const path = join(dir, file);
-  const value = JSON.parse(readFileSync(path, 'utf8')) as unknown;
+  const bytes = readFileSync(path);
+  const value = JSON.parse(bytes.toString('utf8')) as unknown;
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new Error(`${path}: a JSON Schema must be an object`);
   }
-  return value as Record<string, unknown>;
+  return { bytes, value: value as Record<string, unknown> };
 }

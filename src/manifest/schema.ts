@@ -1,19 +1,21 @@
 /**
  * Validators for the manifest (bundle-v1 sections 2 and 4), the trust
  * policy (section 3) and the shape of a provenance statement: the JSON
- * Schemas in firmware-manifests/schema/, compiled once by Ajv (draft
- * 2020-12, allErrors, strict), followed by the rules a schema cannot say.
- * Every error names its JSON Pointer path.
+ * Schemas in firmware-manifests/schema/ (Ajv, draft 2020-12, allErrors,
+ * strict), followed by the rules a schema cannot say. Every error names
+ * its JSON Pointer path.
+ *
+ * The Ajv validators come from validators.ts: precompiled at build time
+ * from the same schema files, or compiled on first use when no matching
+ * precompiled code exists; each is built only when first needed.
  *
  * The semantic rules run only once the schema holds (they rely on the
  * shapes it guarantees), so a document with schema errors reports those
- * first. Pure apart from reading the schema files once at module load
- * (see schema-files.ts).
+ * first. Pure apart from reading the schema files once (schema-files.ts).
  */
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
+import type { ErrorObject } from 'ajv';
 import { parseCidr } from './cidr.js';
-import { findSchemaDir, MANIFEST_SCHEMA_FILE, PROVENANCE_STATEMENT_SCHEMA_FILE, readSchema, TRUST_POLICY_SCHEMA_FILE } from './schema-files.js';
+import { schemaDirectory, schemaSource, validator } from './validators.js';
 import type { Manifest } from './types.js';
 import type { TrustPolicy } from '../trust/types.js';
 
@@ -27,20 +29,14 @@ export type TrustPolicyValidation = { ok: true; policy: TrustPolicy } | { ok: fa
  */
 export const PROVENANCE_MAX_BYTES = 1024 * 1024;
 
-const schemaDir = findSchemaDir();
-export const manifestSchema = readSchema(schemaDir, MANIFEST_SCHEMA_FILE);
-export const trustPolicySchema = readSchema(schemaDir, TRUST_POLICY_SCHEMA_FILE);
-export const provenanceStatementSchema = readSchema(schemaDir, PROVENANCE_STATEMENT_SCHEMA_FILE);
+export const manifestSchema = schemaSource('manifest').value;
+export const trustPolicySchema = schemaSource('trustPolicy').value;
+export const provenanceStatementSchema = schemaSource('provenanceStatement').value;
 /** Absolute path of the schema directory this process loaded. */
-export const SCHEMA_DIR = schemaDir;
-
-const ajv = new Ajv2020({ allErrors: true, strict: true, verbose: true });
-addFormats.default(ajv, { mode: 'full', formats: ['date-time', 'uri'] });
-const manifestValidator: ValidateFunction = ajv.compile(manifestSchema);
-const trustPolicyValidator: ValidateFunction = ajv.compile(trustPolicySchema);
-const provenanceStatementValidator: ValidateFunction = ajv.compile(provenanceStatementSchema);
+export const SCHEMA_DIR = schemaDirectory();
 
 export function validateManifest(value: unknown): ManifestValidation {
+  const manifestValidator = validator('manifest');
   if (!manifestValidator(value)) return { ok: false, errors: formatErrors(manifestValidator.errors ?? []) };
   const manifest = value as Manifest;
   const errors = manifestRules(manifest);
@@ -48,6 +44,7 @@ export function validateManifest(value: unknown): ManifestValidation {
 }
 
 export function validateTrustPolicy(value: unknown): TrustPolicyValidation {
+  const trustPolicyValidator = validator('trustPolicy');
   if (!trustPolicyValidator(value)) return { ok: false, errors: formatErrors(trustPolicyValidator.errors ?? []) };
   const policy = value as TrustPolicy;
   // uniqueItems already holds these; kept as a named rule so the message is exact.
@@ -64,6 +61,7 @@ export function validateTrustPolicy(value: unknown): TrustPolicyValidation {
  * The comparison with the manifest is checkProvenance in src/release/provenance.ts.
  */
 export function validateProvenanceStatement(value: unknown): { ok: true } | { ok: false; errors: string[] } {
+  const provenanceStatementValidator = validator('provenanceStatement');
   if (!provenanceStatementValidator(value)) return { ok: false, errors: formatErrors(provenanceStatementValidator.errors ?? []) };
   return { ok: true };
 }
