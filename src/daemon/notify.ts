@@ -2,7 +2,7 @@
  * systemd readiness and watchdog. Node has no AF_UNIX datagram sockets, so
  * the notifications are sent by spawning `systemd-notify --no-block`
  * (about 5 ms of CPU per call). Because the sender is then a child process,
- * the unit needs `NotifyAccess=all` (device/glassbox.service sets it).
+ * the unit needs `NotifyAccess=all` (device/systemd/glassbox.service sets it).
  * The watchdog ping goes every WATCHDOG_USEC/2, and only while the
  * daemon's event loop turns (a timer of this process sends it).
  */
