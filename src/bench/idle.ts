@@ -1,27 +1,48 @@
 /**
- * bench:idle — what the idle daemon costs.
+ * bench:idle — what the idle daemon costs, measured the way it runs in the field.
  *
  *   npm run bench:idle            (BENCH_SECONDS=120 by default)
  *
- * Starts an aedes broker in this process, then two children measured side
- * by side for the same window: the daemon with default intervals (health
- * every 30 s, keepalive 30 s) and, as the floor, an empty Node process
- * with one 1 s timer. CPU is utime+stime from /proc/<pid>/stat, RSS is
- * VmRSS. Then the cost of one health sample, in this process, against one
- * read of /proc/loadavg. Targets: RSS ≤ 80 MiB, CPU ≤ 0.5 % of one core.
+ * Setup (all in a temp dir, nothing outside it): a device state with a
+ * signed sample release installed and committed and a device identity
+ * (the same steps as `glassbox daemon --dev`), and an aedes broker on
+ * loopback that speaks TLS and requires a client certificate from the
+ * device CA. The daemon is started the way device/systemd/glassbox.service
+ * starts it: that file's ExecStart arguments (`daemon --config FILE`, only
+ * the config path replaced) and its `Environment=NODE_OPTIONS=` line, read
+ * from the unit at run time; mqtts:// with the device certificate, default
+ * intervals (health every 30 s, keepalive 30 s). It runs as a child of this
+ * process, next to the floor: an empty Node process with one 1 s timer.
+ *
+ * For BENCH_SECONDS after a 10 s warm-up, every second: VmRSS of both
+ * (max reported); CPU = utime+stime from /proc/<pid>/stat over the window.
+ * Also reported: the daemon's VmHWM (peak RSS since exec, start-up
+ * included) and the messages the broker received from it (a run where the
+ * daemon delivered no health sample is not a valid measurement: exit 1).
+ * Then the cost of one health sample, in this process, against one read of
+ * /proc/loadavg. Targets: RSS ≤ 80 MiB, CPU ≤ 0.5 % of one core.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { closeSync, openSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { startEmbeddedBroker } from '../daemon/embedded-broker.js';
+import { prepareDev } from '../daemon/dev.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../daemon/embedded-broker.js';
+import { unitLaunch } from '../daemon/runtime.js';
 import { HealthCollector } from '../health/collector.js';
+import { createLeaf, createRootCa } from '../pki/certs.js';
+import { generateKey, privateKeyPem } from '../pki/keys.js';
+import { x509 } from '../pki/x509.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 120);
 const WARMUP_MS = 10_000;
 const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'cli', 'main.js');
+const UNIT = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'device', 'systemd', 'glassbox.service');
+
+const MiB = 1048576;
 
 function clockTicks(): number {
   try {
@@ -37,41 +58,92 @@ async function cpuTicks(pid: number): Promise<number> {
   return Number(f[11]) + Number(f[12]);
 }
 
-async function rssBytes(pid: number): Promise<number> {
-  const m = /VmRSS:\s+(\d+) kB/.exec(await readFile(`/proc/${pid}/status`, 'utf8'));
+async function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(await readFile(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const mib = (b: number) => (b / 1048576).toFixed(1);
+const mib = (b: number) => (b / MiB).toFixed(1);
+
+/** A device as in the field: sample release installed and committed, identity, broker with mutual TLS. */
+async function prepareDevice(dir: string): Promise<{ config: string; broker: EmbeddedBroker }> {
+  const quiet = { out: () => undefined, err: () => undefined };
+  const devDir = join(dir, 'dev');
+  const stateDir = join(dir, 'state');
+  // GLASSBOX_BROKER set: prepareDev starts no broker of its own.
+  await prepareDev({ io: quiet, flags: { stateDir }, env: { GLASSBOX_DEV_DIR: devDir, GLASSBOX_BROKER: 'mqtts://127.0.0.1:1' } });
+  const deviceDir = join(devDir, 'device');
+  // The broker trusts the dev root; device.pem carries the device CA after the leaf.
+
+  const serverCa = await createRootCa({ key: await generateKey('ecdsa-p256'), subject: 'CN=bench broker CA' });
+  const serverKey = await generateKey('ecdsa-p256');
+  const server = await createLeaf(
+    serverCa,
+    { key: serverKey, subject: 'CN=localhost', purpose: 'clientAuth' },
+    {
+      extendedKeyUsage: ['1.3.6.1.5.5.7.3.1'],
+      extraExtensions: [new x509.SubjectAlternativeNameExtension([{ type: 'ip', value: '127.0.0.1' }])],
+    },
+  );
+  const brokerCaFile = join(dir, 'broker-ca.pem');
+  await writeFile(brokerCaFile, serverCa.pem);
+  const broker = await startEmbeddedBroker(0, '127.0.0.1', { cert: server.pem, key: privateKeyPem(serverKey), ca: await readFile(join(devDir, 'pki', 'root-ca.pem')) });
+
+  const config = join(dir, 'config.json');
+  const body = { stateDir, mqtt: { url: broker.url, ca: brokerCaFile, cert: join(deviceDir, 'device.pem'), key: join(deviceDir, 'device.key') } };
+  await writeFile(config, JSON.stringify(body, null, 2));
+  return { config, broker };
+}
 
 async function main(): Promise<void> {
   const hz = clockTicks();
-  const broker = await startEmbeddedBroker(0);
   const dir = await mkdtemp(join(tmpdir(), 'gb-bench-idle-'));
   const children: ChildProcess[] = [];
+  let broker: EmbeddedBroker | null = null;
   try {
-    const daemon = spawn(process.execPath, [MAIN, 'daemon', '--state-dir', dir, '--device-id', 'bench-idle', '--broker', broker.url], {
-      stdio: ['ignore', 'ignore', 'inherit'],
-      env: { ...process.env, GLASSBOX_CONFIG: '', GLASSBOX_STATE_DIR: '' },
+    const prepared = await prepareDevice(dir);
+    broker = prepared.broker;
+    const received = new Map<string, number>();
+    broker.aedes.on('publish', (packet, client) => {
+      if (client === null) return;
+      const kind = packet.topic.split('/')[3] ?? packet.topic;
+      received.set(kind, (received.get(kind) ?? 0) + 1);
     });
-    const floor = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('GLASSBOX_') && k !== 'NODE_OPTIONS') env[k] = v;
+    const unit = await unitLaunch(UNIT);
+    const configAt = unit.args.indexOf('--config') + 1;
+    if (unit.args[0] !== 'daemon' || configAt === 0) throw new Error(`${UNIT}: ExecStart is not "glassbox daemon --config FILE …"`);
+    const daemonArgs = unit.args.map((a, i) => (i === configAt ? prepared.config : a));
+    // BENCH_DAEMON_LOG=FILE keeps the daemon's JSON log lines (stdout) for a look afterwards.
+    const logPath = process.env['BENCH_DAEMON_LOG'];
+    const logFd = logPath ? openSync(logPath, 'w') : 'ignore';
+    const daemon = spawn(process.execPath, [MAIN, ...daemonArgs], { stdio: ['ignore', logFd, 'inherit'], env: { ...env, ...unit.env } });
+    if (typeof logFd === 'number') closeSync(logFd);
+    const floor = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore', env });
     children.push(daemon, floor);
     await sleep(WARMUP_MS);
     if (daemon.exitCode !== null) throw new Error(`daemon exited with ${daemon.exitCode}`);
     const pids = { daemon: daemon.pid!, floor: floor.pid! };
+    const atWarmup = await statusKb(pids.daemon, 'VmRSS');
+    const seenAtWarmup = [...received.values()].reduce((a, b) => a + b, 0);
     const t0 = { daemon: await cpuTicks(pids.daemon), floor: await cpuTicks(pids.floor), at: performance.now() };
     let maxRss = 0;
     let floorRss = 0;
-    for (let s = 0; s < SECONDS; s += 5) {
-      await sleep(5000);
-      maxRss = Math.max(maxRss, await rssBytes(pids.daemon));
-      floorRss = Math.max(floorRss, await rssBytes(pids.floor));
+    for (let s = 0; s < SECONDS; s++) {
+      await sleep(1000);
+      maxRss = Math.max(maxRss, await statusKb(pids.daemon, 'VmRSS'));
+      floorRss = Math.max(floorRss, await statusKb(pids.floor, 'VmRSS'));
     }
     const secs = (performance.now() - t0.at) / 1000;
     const cpu = (pid: number, start: number) => cpuTicks(pid).then((t) => ((t - start) / hz / secs) * 100);
     const daemonCpu = await cpu(pids.daemon, t0.daemon);
     const floorCpu = await cpu(pids.floor, t0.floor);
+    const hwm = await statusKb(pids.daemon, 'VmHWM');
+    const lastRss = await statusKb(pids.daemon, 'VmRSS');
+    const health = received.get('health') ?? 0;
 
     const collector = new HealthCollector({
       deviceId: 'bench',
@@ -94,15 +166,23 @@ async function main(): Promise<void> {
     const readMs = (performance.now() - t) / N;
 
     const ok = (v: boolean) => (v ? 'meets target' : 'OVER TARGET');
-    console.log(`idle daemon over ${secs.toFixed(0)} s (default intervals, broker on loopback):`);
-    console.log(`  RSS  ${mib(maxRss)} MiB max   (target ≤ 80 MiB: ${ok(maxRss <= 80 * 1048576)}; empty Node process ${mib(floorRss)} MiB, ratio ${(maxRss / floorRss).toFixed(2)})`);
+    const unitEnv = Object.entries(unit.env).map(([k, v]) => `${k}=${v}`).join(' ');
+    console.log(`idle daemon over ${secs.toFixed(0)} s after a ${WARMUP_MS / 1000} s warm-up, started as the unit does: ${unitEnv} glassbox ${daemonArgs.join(' ')}`);
+    console.log(`  (mqtts with the device certificate to a loopback broker, sample release installed, default intervals; node ${process.version})`);
+    console.log(`  RSS  ${mib(maxRss)} MiB max, sampled every 1 s   (target ≤ 80 MiB: ${ok(maxRss <= 80 * MiB)}; empty Node process ${mib(floorRss)} MiB, ratio ${(maxRss / floorRss).toFixed(2)})`);
+    console.log(`       at warm-up end ${mib(atWarmup)} MiB, at the end ${mib(lastRss)} MiB, peak since exec (VmHWM, start-up included) ${mib(hwm)} MiB`);
     console.log(`  CPU  ${daemonCpu.toFixed(3)} % of one core   (target ≤ 0.5 %: ${ok(daemonCpu <= 0.5)}; empty Node 1 s timer ${floorCpu.toFixed(3)} %, ratio ${(daemonCpu / Math.max(floorCpu, 1e-6)).toFixed(2)})`);
+    console.log(`       (CPU measured with ${hz} ticks/s resolution: ±${((1 / hz / secs) * 100).toFixed(3)} %)`);
+    console.log(`  broker received: ${[...received].map(([k, v]) => `${k} ${v}`).join(', ')} (${seenAtWarmup} during warm-up)`);
     console.log(`one health sample: ${sampleMs.toFixed(3)} ms   (one read of /proc/loadavg ${readMs.toFixed(3)} ms, ratio ${(sampleMs / readMs).toFixed(1)})`);
-    console.log(`  (CPU measured with ${hz} ticks/s resolution: ±${((1 / hz / secs) * 100).toFixed(3)} %)`);
+    if (health === 0) {
+      console.log('INVALID RUN: the daemon delivered no health sample to the broker');
+      process.exitCode = 1;
+    }
   } finally {
     for (const c of children) c.kill('SIGTERM');
-    await sleep(500);
-    await broker.close();
+    await sleep(1000);
+    await broker?.close();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -2,15 +2,28 @@
  * The embedded broker of `glassbox daemon --dev`: aedes on loopback, plain
  * TCP (loopback only, so nothing crosses a network; aedes speaks MQTT
  * 3.1.1, which also exercises the daemon's protocol fallback). Port 1883
- * when free, else one the kernel picks.
+ * when free, else one the kernel picks. With `tls` it listens with TLS
+ * and requires a client certificate issued by `tls.ca` (bench:idle uses
+ * this to measure the daemon the way it runs in the field: mutual TLS).
  */
 import { createServer, type Server } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { Aedes } from 'aedes';
+
+export interface EmbeddedBrokerTls {
+  /** PEM of the broker's certificate (and chain) and its key. */
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+  /** PEM of the CA whose client certificates are accepted. */
+  readonly ca: string | Buffer;
+}
 
 export interface EmbeddedBroker {
   readonly host: string;
   readonly port: number;
   readonly url: string;
+  /** The aedes instance (e.g. to watch what the daemon publishes). */
+  readonly aedes: Aedes;
   close(): Promise<void>;
 }
 
@@ -31,9 +44,11 @@ function listen(server: Server, port: number, host: string): Promise<number> {
   });
 }
 
-export async function startEmbeddedBroker(preferredPort = 1883, host = '127.0.0.1'): Promise<EmbeddedBroker> {
+export async function startEmbeddedBroker(preferredPort = 1883, host = '127.0.0.1', tls?: EmbeddedBrokerTls): Promise<EmbeddedBroker> {
   const aedes = await Aedes.createBroker({ maxClientsIdLength: 128 });
-  const server = createServer((socket) => aedes.handle(socket));
+  const server: Server = tls
+    ? createTlsServer({ cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: true, rejectUnauthorized: true }, (socket) => aedes.handle(socket))
+    : createServer((socket) => aedes.handle(socket));
   let port: number;
   try {
     port = await listen(server, preferredPort, host);
@@ -43,7 +58,8 @@ export async function startEmbeddedBroker(preferredPort = 1883, host = '127.0.0.
   return {
     host,
     port,
-    url: `mqtt://${host}:${port}`,
+    url: `${tls ? 'mqtts' : 'mqtt'}://${host}:${port}`,
+    aedes,
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
