@@ -9,10 +9,11 @@
  *      observer's CPU (node + its conntrack child), and the rate ratio.
  *
  * Needs root, ip, nft, conntrack; documentation addresses only (192.0.2.0/24,
- * 203.0.113.66). Usage: npm run bench:egress [-- FLOWS [CONCURRENCY]]
+ * 203.0.113.66). Usage: npm run bench:egress [-- FLOWS [CONCURRENCY [SEGMENT_BYTES]]]
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile, chmod } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -22,10 +23,13 @@ import { createDeviceCert, createIntermediateCa, createRootCa } from '../pki/cer
 
 const FLOWS = Number(process.argv[2] ?? 20_000);
 const CONCURRENCY = Number(process.argv[3] ?? 64);
+/** Spool segment size (rotation); default the observer's (16 MiB). A small one shows rotations under load. */
+const SEGMENT_BYTES = process.argv[4] === undefined ? undefined : Number(process.argv[4]);
 const tag = `${process.pid % 1_000_000}`;
 const REC = `gbxb-${tag}-rec`;
 const WAN = `gbxb-${tag}-wan`;
 const HZ = 100;
+const runtimeDirs: string[] = [];
 
 function sh(argv: string[]): string {
   const r = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8' });
@@ -33,11 +37,13 @@ function sh(argv: string[]): string {
   return r.stdout;
 }
 
-function cpuSeconds(pid: number): number {
+/** utime + stime of a process, plus (withChildren) the CPU of its children that have exited and been reaped. */
+function cpuSeconds(pid: number, withChildren = false): number {
   try {
     const stat = spawnSync('cat', [`/proc/${pid}/stat`], { encoding: 'utf8' }).stdout;
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / HZ;
+    const own = Number(f[11]) + Number(f[12]);
+    return (withChildren ? own + Number(f[13]) + Number(f[14]) : own) / HZ;
   } catch {
     return 0;
   }
@@ -129,7 +135,10 @@ async function main(): Promise<void> {
     await writeFile(join(dir, 'device.key'), privateKeyPem(devKey), { mode: 0o600 });
     await writeFile(join(dir, 'device.pem'), dev.pem + ca.pem);
     const socket = join(dir, 'api.sock');
-    const config = { stateDir: join(dir, 'state'), mode: 'observe', manifestPath: null, deviceKey: join(dir, 'device.key'), deviceChain: join(dir, 'device.pem'), api: { tcp: null, socket }, pollMs: 500 };
+    // The detail reader's spool on tmpfs, as on a recorder (/run/glassbox/egress).
+    const runtimeDir = existsSync('/dev/shm') ? await mkdtemp('/dev/shm/glassbox-bench-egress-') : join(dir, 'run');
+    runtimeDirs.push(runtimeDir);
+    const config = { stateDir: join(dir, 'state'), runtimeDir, mode: 'observe', manifestPath: null, deviceKey: join(dir, 'device.key'), deviceChain: join(dir, 'device.pem'), api: { tcp: null, socket }, pollMs: 500, spoolSegmentBytes: SEGMENT_BYTES };
     await writeFile(join(dir, 'config.json'), JSON.stringify(config));
     const observerJs = join(dirname(fileURLToPath(import.meta.url)), '..', 'egress', 'observer.js');
     const obs = spawn('ip', ['netns', 'exec', REC, process.execPath, observerJs, join(dir, 'config.json')], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -143,12 +152,14 @@ async function main(): Promise<void> {
     });
     // `ip netns exec` execs into node: obs.pid is the observer; its children are conntrack and nft monitor.
     const nodePid = obs.pid as number;
-    const pids = () => [nodePid, ...childPids(nodePid)];
-    const cpu0 = pids().reduce((a, p) => a + cpuSeconds(p), 0);
+    // The observer's CPU: node, its live children (conntrack, nft monitor), and its reaped children
+    // (conntrack writers replaced by a rotation, nft runs of the poll).
+    const observerCpu = () => cpuSeconds(nodePid, true) + childPids(nodePid).reduce((a, p) => a + cpuSeconds(p), 0);
+    const cpu0 = observerCpu();
     const before = JSON.parse(await get(socket, '/v1/egress')) as { observation: { flowsCounted: number; flowsRecorded: number } };
     const run = await generate(dir, 7001);
-    const snap = JSON.parse(await get(socket, '/v1/egress')) as { observation: { flowsCounted: number; flowsRecorded: number; eventsLost: number; readerOverruns: number } };
-    const cpu1 = pids().reduce((a, p) => a + cpuSeconds(p), 0);
+    const snap = JSON.parse(await get(socket, '/v1/egress')) as { observation: { flowsCounted: number; flowsRecorded: number; eventsLost: number; readerOverruns: number }; observer: { rotations?: number; duplicatesDropped?: number } };
+    const cpu1 = observerCpu();
     obs.kill('SIGTERM');
     sink.kill('SIGKILL');
 
@@ -161,11 +172,13 @@ async function main(): Promise<void> {
     console.log(`  baseline (no observer): ${baseline.ok} flows in ${baseline.seconds.toFixed(2)} s = ${baseRate.toFixed(0)} flows/s  (the lab's limit)`);
     console.log(`  with observer:          ${run.ok} flows in ${run.seconds.toFixed(2)} s = ${rate.toFixed(0)} flows/s  (${((rate / baseRate) * 100).toFixed(0)} % of the limit)`);
     console.log(`  flows counted ${counted} / ${run.ok} (${((counted / run.ok) * 100).toFixed(1)} %), recorded ${recorded}, eventsLost ${snap.observation.eventsLost}, reader overruns ${snap.observation.readerOverruns}`);
+    console.log(`  spool: ${SEGMENT_BYTES === undefined ? 'default' : SEGMENT_BYTES} segment bytes, ${snap.observer.rotations ?? 0} rotations, ${snap.observer.duplicatesDropped ?? 0} overlap events read once`);
     console.log(`  observer CPU (node + conntrack): ${cpu.toFixed(2)} s during the ${run.seconds.toFixed(2)} s run = ${((cpu / run.seconds) * 100).toFixed(0)} % of one core; ${((cpu / Math.max(1, recorded)) * 1e6).toFixed(0)} µs per recorded flow`);
     await new Promise((r) => setTimeout(r, 500));
   } finally {
     cleanup();
     await rm(dir, { recursive: true, force: true });
+    for (const d of runtimeDirs) await rm(d, { recursive: true, force: true });
   }
 }
 

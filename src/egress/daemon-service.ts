@@ -59,6 +59,7 @@ export function createService(ctx: DaemonContext): DaemonService | null {
     stateDir: ctx.config.stateDir,
     mode: settings.mode ?? 'observe',
     policy: () => activeManifest(ctx.config.stateDir),
+    runtimeDir: '/run/glassbox/egress',
     conntrack: { bufferBytes: settings.conntrackBufferBytes },
     pollMs: settings.pollMs,
     flowsCap: settings.flowsCap,
@@ -87,7 +88,7 @@ export function createService(ctx: DaemonContext): DaemonService | null {
             snapshot: () => egress.snapshot(),
             attest,
             health: async () => ({ deviceId: ctx.deviceId, egress: 'running' }),
-            observer: () => ({ readerPid: egress.readerPid ?? null }),
+            observer: () => egress.readerStats(),
           }),
           // The technician's status page: `/` (HTML) and `/v1/status` (JSON), src/statuspage/.
           ...statusPageDaemonRoutes(ctx, { egress: () => egress.snapshot() }),

@@ -42,6 +42,8 @@ export interface LedgerData {
   recorded: number;
   readerOverruns: number;
   readerDroppedBytes: number;
+  /** Spool rotations whose cut could not be placed exactly (conntrack-reader.ts); absent in older ledgers. */
+  handoverFaults?: number;
   malformedLines: number;
   /** Last count seen per denied-set element (enforce mode), to turn set counters into increments. */
   denied: Record<string, number>;
@@ -116,6 +118,7 @@ export function newLedger(args: { bootId: string; table: string; now: Date; poli
     recorded: 0,
     readerOverruns: 0,
     readerDroppedBytes: 0,
+    handoverFaults: 0,
     malformedLines: 0,
     denied: {},
     flows: [],
@@ -304,6 +307,7 @@ export function judge(input: JudgeInput): EgressSnapshot {
   if (d.countersWentBackwards) reasons.push('kernel counters went backwards');
   if (gaps.length + d.gapsOmitted > 0) reasons.push(`${gaps.length + d.gapsOmitted} gap(s) in the observation window`);
   if (eventsLost > 0) reasons.push(`${eventsLost} counted flow(s) have no detail record (events lost)`);
+  if ((d.handoverFaults ?? 0) > 0) reasons.push(`the detail reader could not cut its spool exactly at ${d.handoverFaults} rotation(s): records cannot be vouched for`);
   if (d.recorded > counted) reasons.push(`more detail records (${d.recorded}) than counted flows (${counted}): counters cannot be trusted`);
   const verdict: Verdict = undeclared > 0 ? 'undeclared-egress' : reasons.length > 0 ? 'incomplete' : 'clean';
   const undeclaredByUid = addCounts(d.undeclaredByUidBase, d.undeclaredByUidLast);

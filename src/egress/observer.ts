@@ -13,6 +13,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { FileKeySigner } from '../pki/signer.js';
 import { parseManifest } from '../manifest/parse.js';
@@ -33,6 +34,10 @@ export interface ObserverConfig {
   readonly api: { readonly tcp: string | null; readonly socket: string | null };
   readonly mqtt?: { readonly url: string; readonly heartbeatSeconds?: number } | null;
   readonly conntrackBufferBytes?: number;
+  /** Runtime files (the detail reader's spool): tmpfs in service; default <stateDir>/run. */
+  readonly runtimeDir?: string;
+  /** Spool segment size (rotation), bytes. */
+  readonly spoolSegmentBytes?: number;
   readonly pollMs?: number;
   readonly dnsServers?: readonly string[];
   readonly table?: string;
@@ -63,7 +68,8 @@ export async function runObserver(config: ObserverConfig, signal: AbortSignal, p
     mode: config.mode ?? 'observe',
     policy,
     table: config.table,
-    conntrack: { bufferBytes: config.conntrackBufferBytes },
+    runtimeDir: config.runtimeDir ?? join(config.stateDir, 'run'),
+    conntrack: { bufferBytes: config.conntrackBufferBytes, segmentBytes: config.spoolSegmentBytes },
     pollMs: config.pollMs,
     dns: { servers: config.dnsServers },
     onUndeclared: publishAlert,
@@ -78,7 +84,7 @@ export async function runObserver(config: ObserverConfig, signal: AbortSignal, p
       snapshot: () => egress.snapshot(),
       attest,
       health: async () => ({ egress: 'running' }),
-      observer: () => ({ readerPid: egress.readerPid ?? null }),
+      observer: () => egress.readerStats(),
     }),
   });
   // Egress first: the broker's address must be in the host sets before the client connects.

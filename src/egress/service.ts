@@ -12,6 +12,7 @@
  * The constructor only assigns. All nft work is serialized.
  */
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import type { Manifest } from '../manifest/types.js';
 import { canonicalJson } from '../manifest/canonical.js';
 import type { ConntrackEvent } from './conntrack-parse.js';
@@ -76,7 +77,19 @@ export interface EgressServiceOptions {
   readonly policy: () => Promise<InstalledPolicy | null>;
   readonly table?: string;
   readonly nft?: NftOptions;
-  readonly conntrack?: { readonly command?: readonly string[]; readonly bufferBytes?: number; readonly ringBytes?: number };
+  /**
+   * Runtime files (tmpfs: /run/glassbox/egress on a recorder): the detail
+   * reader's spool of conntrack events lives in `<runtimeDir>/conntrack`.
+   */
+  readonly runtimeDir: string;
+  readonly conntrack?: {
+    readonly command?: readonly string[];
+    readonly bufferBytes?: number;
+    readonly segmentBytes?: number;
+    readonly maxSegments?: number;
+    /** SCHED_FIFO priority of conntrack (default 10), or null for the normal scheduler (conntrack-reader.ts). */
+    readonly realtimePriority?: number | null;
+  };
   readonly dns?: DnsOptions;
   /** Counter poll and integrity check interval. */
   readonly pollMs?: number;
@@ -150,6 +163,13 @@ export class EgressService {
     return this.reader?.pid;
   }
 
+  /** The detail reader's own figures (diagnostics; not part of the signed document). */
+  readerStats(): Record<string, number | null> {
+    const r = this.reader;
+    if (r === null) return { readerPid: null };
+    return { readerPid: r.pid ?? null, events: r.events, restarts: r.restarts, rotations: r.rotations, duplicatesDropped: r.duplicatesDropped, segmentsPending: r.segmentsPending, segmentsDropped: r.droppedSegments };
+  }
+
   async start(signal?: AbortSignal): Promise<void> {
     if (this.running) return;
     this.nft = new Nft(this.opts.nft);
@@ -177,7 +197,10 @@ export class EgressService {
     this.reader = new ConntrackReader({
       command: this.opts.conntrack?.command,
       bufferBytes: this.opts.conntrack?.bufferBytes ?? DEFAULT_CONNTRACK_BUFFER,
-      ringBytes: this.opts.conntrack?.ringBytes,
+      spoolDir: join(this.opts.runtimeDir, 'conntrack'),
+      segmentBytes: this.opts.conntrack?.segmentBytes,
+      maxSegments: this.opts.conntrack?.maxSegments,
+      realtimePriority: this.opts.conntrack?.realtimePriority,
       onEvent: (ev) => this.onEvent(ev),
       onOverrun: () => {
         if (this.ledger) this.ledger.data.readerOverruns++;
@@ -188,6 +211,11 @@ export class EgressService {
       },
       onDropped: (bytes) => {
         if (this.ledger) this.ledger.data.readerDroppedBytes += bytes;
+      },
+      onHandoverFault: (reason) => {
+        if (this.ledger) this.ledger.data.handoverFaults = (this.ledger.data.handoverFaults ?? 0) + 1;
+        this.dirty = true;
+        this.log.warn({ reason }, 'detail reader handover fault');
       },
       onGap: (s, e, reason) => {
         this.ledger?.addGap(s, e, reason);
@@ -261,21 +289,30 @@ export class EgressService {
    */
   async snapshot(): Promise<EgressSnapshot> {
     if (!this.running || this.ledger === null || this.policyInfo === null) throw new Error('egress observer is not running');
-    await this.exclusive(() => this.check());
     const deadline = Date.now() + (this.opts.settleMs ?? 1500);
     const counted = () => {
       const d = (this.ledger as Ledger).data;
       return d.base.localNew + d.base.forwardNew + d.lastKernel.localNew + d.lastKernel.forwardNew;
     };
-    // Wait while records are behind the counters and still arriving (or the parser has bytes queued).
-    let last = -1;
-    let stillSince = Date.now();
-    while (Date.now() < deadline && (this.ledger.data.recorded < counted() || !(this.reader?.idle ?? true))) {
-      if (this.ledger.data.recorded !== last) {
-        last = this.ledger.data.recorded;
-        stillSince = Date.now();
-      } else if (Date.now() - stillSince > 300 && (this.reader?.idle ?? true)) break;
-      await new Promise((r) => setTimeout(r, 20));
+    // Counters first (the kernel counts a flow before conntrack reports it), then the records:
+    // parse everything conntrack has written so far, and wait while records are behind the
+    // counters and still arriving (conntrack may still hold events it has not written yet).
+    // Records of flows newer than the counter read can overtake them: then read the counters again.
+    for (let round = 0; round < 3; round++) {
+      await this.exclusive(() => this.check());
+      let last = -1;
+      let stillSince = Date.now();
+      for (;;) {
+        await this.reader?.drain();
+        const recorded = this.ledger.data.recorded;
+        if (recorded >= counted() || Date.now() >= deadline) break;
+        if (recorded !== last) {
+          last = recorded;
+          stillSince = Date.now();
+        } else if (Date.now() - stillSince > 300) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      if (this.ledger.data.recorded <= counted()) break;
     }
     const now = this.now();
     const downSince = this.reader?.downSinceTime ?? null;

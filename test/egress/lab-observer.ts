@@ -6,7 +6,7 @@
  */
 import { request } from 'node:http';
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { privateKeyPem } from '../../src/pki/keys.js';
@@ -39,9 +39,11 @@ export interface RunningObserver {
   readonly pki: TestPki;
   readonly deviceChainPem: string;
   readonly stateDir: string;
+  /** The detail reader's spool is <runtimeDir>/conntrack. */
+  readonly runtimeDir: string;
   readonly logs: () => string;
   get(path: string): Promise<{ status: number; body: Buffer }>;
-  egress(): Promise<EgressSnapshot & { observer: { readerPid: number | null } }>;
+  egress(): Promise<EgressSnapshot & { observer: { readerPid: number | null; rotations?: number; duplicatesDropped?: number; events?: number } }>;
   stop(): Promise<void>;
 }
 
@@ -74,6 +76,7 @@ export interface ObserverOptions {
   readonly rules?: Array<Record<string, unknown>> | null;
   readonly name?: string;
   readonly conntrackBufferBytes?: number;
+  readonly spoolSegmentBytes?: number;
   readonly pollMs?: number;
   readonly mqtt?: boolean;
   readonly stateDir?: string;
@@ -95,6 +98,8 @@ export async function startObserver(lab: Lab, opts: ObserverOptions = {}): Promi
     await writeFile(manifestPath, canonicalBytes(m));
   }
   const stateDir = opts.stateDir ?? join(lab.dir, `${name}-state`);
+  // The detail reader's spool on tmpfs, as on a recorder (/run/glassbox/egress).
+  const runtimeDir = existsSync('/dev/shm') ? await mkdtemp('/dev/shm/glassbox-egress-') : join(lab.dir, `${name}-run`);
   const socket = join(lab.dir, `${name}.sock`);
   const config = {
     stateDir,
@@ -106,6 +111,8 @@ export async function startObserver(lab: Lab, opts: ObserverOptions = {}): Promi
     api: { tcp: '127.0.0.1:8780', socket },
     mqtt: opts.mqtt ? { url: `mqtt://${BROKER_NAME}:${BROKER_PORT}`, heartbeatSeconds: 2 } : null,
     conntrackBufferBytes: opts.conntrackBufferBytes,
+    runtimeDir,
+    spoolSegmentBytes: opts.spoolSegmentBytes,
     pollMs: opts.pollMs ?? 250,
   };
   const configPath = join(lab.dir, `${name}-config.json`);
@@ -122,6 +129,7 @@ export async function startObserver(lab: Lab, opts: ObserverOptions = {}): Promi
     pki,
     deviceChainPem: chain,
     stateDir,
+    runtimeDir,
     logs: () => out,
     get,
     async egress() {
@@ -130,12 +138,14 @@ export async function startObserver(lab: Lab, opts: ObserverOptions = {}): Promi
       return JSON.parse(r.body.toString('utf8'));
     },
     async stop() {
-      if (proc.exitCode !== null || proc.signalCode !== null) return;
-      await new Promise<void>((r) => {
-        const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
-        proc.once('close', () => { clearTimeout(t); r(); });
-        proc.kill('SIGTERM');
-      });
+      if (proc.exitCode === null && proc.signalCode === null) {
+        await new Promise<void>((r) => {
+          const t = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+          proc.once('close', () => { clearTimeout(t); r(); });
+          proc.kill('SIGTERM');
+        });
+      }
+      await rm(runtimeDir, { recursive: true, force: true });
     },
   };
 }

@@ -5,7 +5,7 @@ import { decodeMark, encodeMark } from '../../src/egress/mark.js';
 import { buildTableScript, hostRefreshScript, readCounters, readDenied, rulesetDigest, RulesetError } from '../../src/egress/ruleset.js';
 import { Ledger, judge, newLedger, totalsFromKernel, ZERO_TOTALS } from '../../src/egress/ledger.js';
 import { parseProcNet, socketInode } from '../../src/egress/procnet.js';
-import { ByteRing } from '../../src/egress/ring.js';
+import { MARKER_DST, MARKER_SRC, SegmentCut, markerArgv, markerText, type Marker } from '../../src/egress/handover.js';
 import type { EgressRule } from '../../src/manifest/types.js';
 import type { PolicyInfo } from '../../src/egress/types.js';
 
@@ -52,14 +52,57 @@ describe('the conntrack parser', () => {
   });
 });
 
-describe('the byte ring', () => {
-  it('drops (and counts) what does not fit instead of growing', () => {
-    const r = new ByteRing(10);
-    expect(r.push(Buffer.alloc(6))).toBe(true);
-    expect(r.push(Buffer.alloc(6))).toBe(false);
-    expect(r.droppedBytes).toBe(6);
-    expect(r.take(100)?.length).toBe(6);
-    expect(r.take(100)).toBeNull();
+describe('the reader handover (make-before-break rotation, cut at a marker)', () => {
+  const ev = (sport: number, at = 1000) => ({ at, family: 4 as const, proto: 'tcp', src: '192.0.2.1', dst: '203.0.113.66', sport, dport: 7000, mark: 0x80000000, id: 7 });
+  const m: Marker = { sport: 3, dport: 4242 };
+  const mark = (mk: Marker, at = 1000) => ({ at, family: 4 as const, proto: 'udp', src: MARKER_SRC, dst: MARKER_DST, sport: mk.sport, dport: mk.dport, mark: 0x80000000, id: 9 });
+  const run = (cut: SegmentCut, evs: ReturnType<typeof ev>[]) => evs.map((e) => cut.decide(e));
+
+  it('reads the overlap once: the old segment up to the marker, the new one after it', () => {
+    const oldCut = new SegmentCut();
+    const newCut = new SegmentCut();
+    oldCut.cutAfterMarker(m);
+    newCut.skipUntilMarker(m);
+    // Both listeners saw b, M, c, d (the same netlink sequence); only the old one saw a; only the new one e.
+    expect(run(oldCut, [ev(1), ev(2), mark(m), ev(3), ev(4)])).toEqual(['deliver', 'deliver', 'marker', 'duplicate', 'duplicate']);
+    newCut.skipAtMostUntil(5000);
+    expect(run(newCut, [ev(2), mark(m), ev(3), ev(4), ev(5)])).toEqual(['duplicate', 'marker', 'deliver', 'deliver', 'deliver']);
+    expect(oldCut.faults + newCut.faults).toBe(0);
+  });
+
+  it('keeps the same id and tuple twice when they are two flows (ids and ports are reused)', () => {
+    const cut = new SegmentCut();
+    expect(run(cut, [ev(1), ev(1), ev(1)])).toEqual(['deliver', 'deliver', 'deliver']);
+  });
+
+  it('never delivers a marker, nor is cut by another rotation\'s marker', () => {
+    const cut = new SegmentCut();
+    cut.cutAfterMarker(m);
+    expect(run(cut, [mark({ sport: 9, dport: 9 }), ev(1), mark(m), ev(2)])).toEqual(['marker', 'deliver', 'marker', 'duplicate']);
+  });
+
+  it('stops skipping past the deadline when the new listener lost the marker, and says so', () => {
+    const cut = new SegmentCut();
+    cut.skipUntilMarker(m);
+    cut.skipAtMostUntil(2000);
+    expect(run(cut, [ev(1, 1500), ev(2, 2500), ev(3, 2600)])).toEqual(['duplicate', 'deliver', 'deliver']);
+    expect(cut.faults).toBe(1);
+  });
+
+  it('discards an abandoned rotation\'s segment whole (the old writer went on and saw it all)', () => {
+    const cut = new SegmentCut();
+    cut.skipUntilMarker(m);
+    cut.discardEverything();
+    expect(run(cut, [ev(1), mark(m), ev(2)])).toEqual(['duplicate', 'marker', 'duplicate']);
+  });
+
+  it('inserts a marker the reader can find in the bytes conntrack prints', () => {
+    const argv = markerArgv(['conntrack'], m);
+    expect(argv).toContain('-I');
+    expect(argv.join(' ')).toContain(`-s ${MARKER_SRC} -d ${MARKER_DST} --sport 3 --dport 4242`);
+    const line = `[1795972367.986490]\t    [NEW] ipv4     2 udp      17 1 src=${MARKER_SRC} dst=${MARKER_DST} sport=3 dport=4242 [UNREPLIED] src=${MARKER_DST} dst=${MARKER_SRC} sport=4242 dport=3 mark=2147483648 id=3259153764 [USERSPACE] portid=5222`;
+    expect(line).toContain(markerText(m));
+    expect(line).not.toContain(markerText({ sport: 3, dport: 424 }));
   });
 });
 
