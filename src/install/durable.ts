@@ -38,8 +38,8 @@ export function isTempName(name: string): boolean {
 }
 
 /**
- * Creates a new file with exactly `bytes`, fsynced, and fsyncs its directory.
- * Fails if the file exists (O_EXCL).
+ * Creates a new file with exactly `bytes`, fsynced. Fails if the file exists
+ * (O_EXCL). The caller fsyncs the directory (the new name is not yet durable).
  */
 export async function writeNewFileDurable(path: string, bytes: Buffer, mode = 0o644): Promise<void> {
   const fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
@@ -51,24 +51,95 @@ export async function writeNewFileDurable(path: string, bytes: Buffer, mode = 0o
   }
 }
 
+export interface Owner {
+  readonly uid: number;
+  readonly gid: number;
+}
+
+export interface AtomicWriteOptions {
+  /**
+   * File mode. By default the temp file is created with it, so the umask
+   * narrows it (default 0o644). With `exactMode` it is created 0600 and set
+   * with fchmod before a byte is written: exactly `mode`, whatever the umask.
+   */
+  readonly mode?: number;
+  readonly exactMode?: boolean;
+  /** Owner set with fchown before the data is written; undefined = the writing process. */
+  readonly owner?: Owner;
+}
+
+/** A durable temp file beside `path`, waiting to be renamed into place. */
+export interface StagedFile {
+  readonly path: string;
+  /** Renames the temp file over `path` and fsyncs the directory (once). */
+  commit(): Promise<void>;
+  /** Removes the temp file; a no-op after commit or discard. */
+  discard(): Promise<void>;
+}
+
+/**
+ * Writes `bytes` to a new temp file beside `path` (O_EXCL, O_NOFOLLOW; mode
+ * and owner set on the descriptor before the data) and fsyncs it. Nothing is
+ * visible at `path` until commit; staging lets a command prepare every file,
+ * run its last checks, and only then publish.
+ */
+export async function stageFileAtomic(path: string, bytes: Buffer | string, opts: AtomicWriteOptions = {}): Promise<StagedFile> {
+  const tmp = tempNameFor(path);
+  const mode = opts.mode ?? 0o644;
+  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, opts.exactMode ? 0o600 : mode);
+  try {
+    if (opts.owner) await fh.chown(opts.owner.uid, opts.owner.gid);
+    if (opts.exactMode) await fh.chmod(mode);
+    await fh.writeFile(bytes);
+    await fh.sync();
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  }
+  await fh.close();
+  let done = false;
+  return {
+    path,
+    async commit() {
+      if (done) throw new Error(`staged file for ${path} already committed or discarded`);
+      done = true;
+      try {
+        await rename(tmp, path);
+      } catch (err) {
+        await rm(tmp, { force: true }).catch(() => undefined);
+        throw err;
+      }
+      await fsyncDir(dirname(path));
+    },
+    async discard() {
+      if (done) return;
+      done = true;
+      await rm(tmp, { force: true }).catch(() => undefined);
+    },
+  };
+}
+
 /**
  * Atomic replace: write a temp file beside `path`, fsync it, rename over
  * `path`, fsync the directory. Readers see the old bytes or the new bytes,
  * never a mix, at any instant and after any crash. `beforeRename` runs
  * after the temp file is durable and right before the rename (used for the
- * last lock / generation check).
+ * last lock / generation check); if it throws, the temp file is removed.
  */
-export async function replaceFileAtomic(path: string, bytes: Buffer, opts: { mode?: number; beforeRename?: () => Promise<void> } = {}): Promise<void> {
-  const tmp = tempNameFor(path);
+export async function replaceFileAtomic(
+  path: string,
+  bytes: Buffer | string,
+  opts: AtomicWriteOptions & { beforeRename?: () => Promise<void> } = {},
+): Promise<void> {
+  const staged = await stageFileAtomic(path, bytes, opts);
   try {
-    await writeNewFileDurable(tmp, bytes, opts.mode ?? 0o644);
     if (opts.beforeRename) await opts.beforeRename();
-    await rename(tmp, path);
   } catch (err) {
-    await rm(tmp, { force: true }).catch(() => undefined);
+    await staged.discard();
     throw err;
   }
-  await fsyncDir(dirname(path));
+  await staged.commit();
 }
 
 /** Removes a tree and fsyncs its parent directory. Missing is fine. */

@@ -8,15 +8,13 @@
  * private key never exists on disk with a wider mode or another owner.
  */
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, rename, rm, chown, chmod, stat } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
+import { lstat, mkdir, open, chown, chmod, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { IoError } from '../errors.js';
+import { fsyncDir, replaceFileAtomic, stageFileAtomic, type Owner, type StagedFile } from '../install/durable.js';
 
-export interface Owner {
-  readonly uid: number;
-  readonly gid: number;
-}
+// One implementation of the durable steps, shared with the installer.
+export { exists, fsyncDir, type Owner, type StagedFile } from '../install/durable.js';
 
 export interface WriteOptions {
   /** File mode, applied with fchmod (the umask does not narrow or widen it). */
@@ -25,71 +23,18 @@ export interface WriteOptions {
   readonly owner?: Owner;
 }
 
-function tempNameFor(path: string): string {
-  return join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-}
-
-/** fsync a directory so names created or renamed in it survive a power cut. */
-export async function fsyncDir(path: string): Promise<void> {
-  const fh = await open(path, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 /**
  * Writes `bytes` to a durable temp file beside `path` and returns a commit
  * function that renames it into place (and a discard function). Staging lets
  * a command prepare every file, run its last checks, and only then publish.
  */
-export async function stageFile(path: string, bytes: Buffer | string, opts: WriteOptions): Promise<StagedFile> {
-  const tmp = tempNameFor(path);
-  const fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  try {
-    if (opts.owner) await fh.chown(opts.owner.uid, opts.owner.gid);
-    await fh.chmod(opts.mode);
-    await fh.writeFile(bytes);
-    await fh.sync();
-  } catch (err) {
-    await fh.close().catch(() => undefined);
-    await rm(tmp, { force: true }).catch(() => undefined);
-    throw err;
-  }
-  await fh.close();
-  let done = false;
-  return {
-    path,
-    async commit() {
-      if (done) throw new Error(`staged file for ${path} already committed or discarded`);
-      done = true;
-      try {
-        await rename(tmp, path);
-      } catch (err) {
-        await rm(tmp, { force: true }).catch(() => undefined);
-        throw err;
-      }
-      await fsyncDir(dirname(path));
-    },
-    async discard() {
-      if (done) return;
-      done = true;
-      await rm(tmp, { force: true }).catch(() => undefined);
-    },
-  };
-}
-
-export interface StagedFile {
-  readonly path: string;
-  commit(): Promise<void>;
-  discard(): Promise<void>;
+export function stageFile(path: string, bytes: Buffer | string, opts: WriteOptions): Promise<StagedFile> {
+  return stageFileAtomic(path, bytes, { ...opts, exactMode: true });
 }
 
 /** Atomic replace of one file (stage + commit). */
-export async function writeFileAtomic(path: string, bytes: Buffer | string, opts: WriteOptions): Promise<void> {
-  const staged = await stageFile(path, bytes, opts);
-  await staged.commit();
+export function writeFileAtomic(path: string, bytes: Buffer | string, opts: WriteOptions): Promise<void> {
+  return replaceFileAtomic(path, bytes, { ...opts, exactMode: true });
 }
 
 /** Commits staged files in order; on the first failure discards the rest and rethrows. */
@@ -123,17 +68,6 @@ export async function ensureDir(path: string, mode: number, owner?: Owner): Prom
   if (!st.isDirectory()) throw new IoError(`${path} exists and is not a directory`);
   if ((st.mode & 0o7777) !== mode) await chmod(path, mode);
   if (owner && (st.uid !== owner.uid || st.gid !== owner.gid)) await chown(path, owner.uid, owner.gid);
-}
-
-/** True when `path` exists (symlinks not followed). */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await lstat(path);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
-  }
 }
 
 /**
