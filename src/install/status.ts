@@ -27,16 +27,8 @@ export interface SlotStatus {
   readonly failure: SlotFailure | null;
 }
 
-export interface LastInstall {
-  readonly at: string;
-  readonly outcome: 'ok' | 'rejected' | 'failed';
-  readonly code: string | null;
-  readonly reason: string | null;
-  readonly slot: string | null;
-  readonly version: string | null;
-  readonly securityVersion: number | null;
-  readonly source: string | null;
-}
+/** The journal's last `install` entry, as status reports it. */
+export type LastInstall = Pick<JournalEntry, 'at' | 'outcome' | 'code' | 'reason' | 'slot' | 'version' | 'securityVersion' | 'source'>;
 
 export interface StatusReport {
   readonly schema: typeof STATUS_SCHEMA;

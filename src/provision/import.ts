@@ -198,14 +198,17 @@ export async function provisionImport(req: ImportRequest): Promise<ImportResult>
       });
 
   // 5. Write. Stage every file first; commit in order, the configuration last.
+  const certificate = {
+    sha256: judged.sha256,
+    serial: judged.serial,
+    issuer: judged.issuer,
+    notBefore: judged.notBefore.toISOString(),
+    notAfter: judged.notAfter.toISOString(),
+  };
   const newMeta: IdentityMeta = {
     ...meta,
     certificate: {
-      sha256: judged.sha256,
-      serial: judged.serial,
-      issuer: judged.issuer,
-      notBefore: judged.notBefore.toISOString(),
-      notAfter: judged.notAfter.toISOString(),
+      ...certificate,
       importedAt: unchanged && meta.certificate ? meta.certificate.importedAt : req.now.toISOString(),
       trustPolicySha256: anchors.sha256,
     },
@@ -243,14 +246,7 @@ export async function provisionImport(req: ImportRequest): Promise<ImportResult>
   return {
     deviceId: meta.deviceId,
     hardware: meta.hardware,
-    certificate: {
-      sha256: judged.sha256,
-      serial: judged.serial,
-      issuer: judged.issuer,
-      notBefore: judged.notBefore.toISOString(),
-      notAfter: judged.notAfter.toISOString(),
-      path: judged.path,
-    },
+    certificate: { ...certificate, path: judged.path },
     trustPolicySha256: anchors.sha256,
     deviceStateInitialised: !initialised,
     unchanged,
