@@ -11,33 +11,16 @@
  * Prints MiB/s for each and its ratio to the limit, and the peak RSS growth.
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdtemp, open, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { addSignature, writeBundle } from '../bundle/writer.js';
 import { buildManifest } from '../release/manifest-build.js';
-import { createDevPki } from '../pki/devpki.js';
-import { FileKeySigner } from '../pki/signer.js';
+import { benchTempDir, devSigners, randomFile } from './common.js';
 
 const sizeMiB = Number(process.argv[2] ?? 512);
 if (!Number.isInteger(sizeMiB) || sizeMiB < 1) {
   process.stderr.write('usage: bench:release [SIZE_MIB]\n');
   process.exit(2);
-}
-
-async function makeFile(path: string, bytes: number): Promise<void> {
-  const fh = await open(path, 'w');
-  const block = Buffer.alloc(1024 * 1024);
-  for (let i = 0; i < block.length; i += 32) createHash('sha256').update(String(i)).digest().copy(block, i);
-  try {
-    for (let off = 0; off < bytes; off += block.length) {
-      block.writeUInt32LE(off / block.length, 0); // every MiB differs
-      await fh.write(block, 0, Math.min(block.length, bytes - off), off);
-    }
-  } finally {
-    await fh.close();
-  }
 }
 
 function best(runs: number, f: () => Promise<void> | void): Promise<number> {
@@ -53,11 +36,12 @@ function best(runs: number, f: () => Promise<void> | void): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'glassbox-bench-release-'));
+  const bytes = sizeMiB * 1024 * 1024;
+  // At most three copies at once: the artifact, the bundle, the signed bundle.
+  const dir = await benchTempDir('glassbox-bench-release-', bytes * 3.1);
   try {
-    const bytes = sizeMiB * 1024 * 1024;
     const artifact = join(dir, 'rootfs.img');
-    await makeFile(artifact, bytes);
+    await randomFile(artifact, bytes);
     const template = {
       schema: 'glassbox.manifest/v1',
       product: 'hss-nvr',
@@ -70,8 +54,7 @@ async function main(): Promise<void> {
       provenance: { sourceRepository: 'https://git.hss.example/fw', sourceCommit: 'a'.repeat(40), builder: 'https://ci.hss.example/b', buildFinished: '2025-03-01T11:00:00Z' },
     };
     const built = await buildManifest(template, [{ name: 'rootfs.img', role: 'rootfs', path: artifact }], { now: new Date('2025-03-01T11:30:00Z'), outDir: join(dir, 'gen') });
-    const pki = await createDevPki(join(dir, 'pki'), { signers: 2 });
-    const signers = await Promise.all(pki.signers.map((s) => FileKeySigner.fromFiles(s.key, s.chain)));
+    const { signers } = await devSigners(dir);
     const files = built.files.map((f) => ({ name: f.name, path: f.path }));
     const bundle = join(dir, 'b.tar');
     const copy = join(dir, 'copy');
