@@ -10,6 +10,7 @@
  *
  * Needs root, ip, nft, conntrack; documentation addresses only (192.0.2.0/24,
  * 203.0.113.66). Usage: npm run bench:egress [-- FLOWS [CONCURRENCY [SEGMENT_BYTES]]]
+ * (BENCH_EGRESS_REALTIME=0: conntrack with the normal scheduler instead of SCHED_FIFO)
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile, chmod } from 'node:fs/promises';
@@ -138,7 +139,7 @@ async function main(): Promise<void> {
     // The detail reader's spool on tmpfs, as on a recorder (/run/glassbox/egress).
     const runtimeDir = existsSync('/dev/shm') ? await mkdtemp('/dev/shm/glassbox-bench-egress-') : join(dir, 'run');
     runtimeDirs.push(runtimeDir);
-    const config = { stateDir: join(dir, 'state'), runtimeDir, mode: 'observe', manifestPath: null, deviceKey: join(dir, 'device.key'), deviceChain: join(dir, 'device.pem'), api: { tcp: null, socket }, pollMs: 500, spoolSegmentBytes: SEGMENT_BYTES };
+    const config = { stateDir: join(dir, 'state'), runtimeDir, mode: 'observe', manifestPath: null, deviceKey: join(dir, 'device.key'), deviceChain: join(dir, 'device.pem'), api: { tcp: null, socket }, pollMs: 500, spoolSegmentBytes: SEGMENT_BYTES, conntrackRealtimePriority: process.env['BENCH_EGRESS_REALTIME'] === '0' ? null : 10 };
     await writeFile(join(dir, 'config.json'), JSON.stringify(config));
     const observerJs = join(dirname(fileURLToPath(import.meta.url)), '..', 'egress', 'observer.js');
     const obs = spawn('ip', ['netns', 'exec', REC, process.execPath, observerJs, join(dir, 'config.json')], { stdio: ['ignore', 'pipe', 'inherit'] });

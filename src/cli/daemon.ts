@@ -9,13 +9,39 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { DEFAULT_CONFIG_PATH } from '../config/defaults.js';
+import { join } from 'node:path';
+import { DEFAULTS, DEFAULT_CONFIG_PATH } from '../config/defaults.js';
+import type { DaemonConfig } from '../config/types.js';
+import type { Logger } from '../log/logger.js';
 import { loadConfig } from '../config/load.js';
 import { LAYERED_OPTIONS } from '../config/resolve.js';
 import { createRootLogger } from '../log/logger.js';
 import { runCommand, type CliIO } from './run.js';
 
 const STOP_DEADLINE_MS = 4_500;
+
+/**
+ * egress.enabled "auto" becomes true or false here, once, with a log line
+ * saying why (src/egress/enablement.ts); in --dev the API socket and the
+ * egress runtime files default to the dev state directory, not /run/glassbox,
+ * and the table is removed when the daemon stops.
+ */
+async function resolveEgress(config: DaemonConfig, dev: boolean, env: Readonly<Record<string, string | undefined>>, log: Logger): Promise<DaemonConfig> {
+  const { decideEgress, probeEgress } = await import('../egress/enablement.js');
+  const decision = decideEgress(config.egress.enabled, dev, await probeEgress(config.stateDir, env));
+  if (decision.on && decision.missing.length > 0) log.error({ missing: decision.missing }, decision.why);
+  else if (!decision.on && !dev && config.egress.enabled !== false) log.warn(decision.why);
+  else log.info(decision.why);
+  const egress = { ...config.egress, enabled: decision.on };
+  if (dev) {
+    const run = join(config.stateDir, 'run');
+    if (egress.socket === DEFAULTS.egress.socket) egress.socket = join(run, 'api.sock');
+    if (egress.runtimeDir === DEFAULTS.egress.runtimeDir) egress.runtimeDir = join(run, 'egress');
+    // A developer's machine keeps no glassbox table once the dev daemon stops.
+    egress.keepTableOnStop = false;
+  }
+  return Object.freeze({ ...config, egress: Object.freeze(egress) });
+}
 
 function packageVersion(): string {
   try {
@@ -44,10 +70,12 @@ export function register(program: Command, io: CliIO): void {
         dev = await prepareDev({ io, flags: opts, env });
         flags = { ...dev.flags, ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) };
       }
-      const { config, warnings, file } = await loadConfig({ path, explicit: explicit && dev === null ? true : explicit, env, flags });
-      const log = createRootLogger({ level: config.log.level });
+      const loaded = await loadConfig({ path, explicit: explicit && dev === null ? true : explicit, env, flags });
+      const { warnings, file } = loaded;
+      const log = createRootLogger({ level: loaded.config.log.level });
       for (const w of warnings) log.warn(w);
       if (file) log.info({ file }, 'config loaded');
+      const config = await resolveEgress(loaded.config, dev !== null, env, log);
       const { Daemon } = await import('../daemon/daemon.js');
       const daemon = new Daemon({ config, log, version: packageVersion(), env, brokerUrl: dev?.brokerUrl ?? undefined });
       let stopping: Promise<void> | null = null;

@@ -34,5 +34,18 @@ export const DEFAULTS: DaemonConfig = {
   },
   queue: { maxBytes: 32 * 1024 * 1024, dir: null },
   api: { listen: '127.0.0.1:8780' },
+  egress: {
+    enabled: 'auto',
+    mode: 'observe',
+    socket: '/run/glassbox/api.sock',
+    allowWildcard: false,
+    runtimeDir: '/run/glassbox/egress',
+    conntrackBufferBytes: 64 * 1024 * 1024,
+    conntrackRealtimePriority: 10,
+    pollMs: 500,
+    dnsServers: null,
+    flowsCap: 1000,
+    keepTableOnStop: true,
+  },
   log: { level: 'info' },
 };

@@ -19,7 +19,7 @@ export class ConfigError extends GlassboxError {
   }
 }
 
-type Kind = 'string' | 'integer' | 'number' | 'list' | 'protocol';
+type Kind = 'string' | 'integer' | 'number' | 'list' | 'protocol' | 'tristate';
 
 /** One setting reachable from the command line and the environment. */
 export interface LayeredOption {
@@ -48,6 +48,9 @@ export const LAYERED_OPTIONS: readonly LayeredOption[] = [
   { flag: 'recordingPaths', flagSpelling: '--recording-paths <a,b>', env: 'GLASSBOX_RECORDING_PATHS', path: ['health', 'recordingPaths'], kind: 'list', help: 'comma-separated mount points of recording disks' },
   { flag: 'queueMaxBytes', flagSpelling: '--queue-max-bytes <n>', env: 'GLASSBOX_QUEUE_MAX_BYTES', path: ['queue', 'maxBytes'], kind: 'integer', help: 'upper bound of the on-disk offline queue' },
   { flag: 'logLevel', flagSpelling: '--log-level <level>', env: 'GLASSBOX_LOG_LEVEL', path: ['log', 'level'], kind: 'string', help: 'fatal|error|warn|info|debug|trace|silent' },
+  { flag: 'egress', flagSpelling: '--egress <auto|on|off>', env: 'GLASSBOX_EGRESS', path: ['egress', 'enabled'], kind: 'tristate', help: 'egress observer and local API (auto: on for a recorder with an installed release)' },
+  { flag: 'egressMode', flagSpelling: '--egress-mode <mode>', env: 'GLASSBOX_EGRESS_MODE', path: ['egress', 'mode'], kind: 'string', help: 'observe (count, alert) | enforce (also reject undeclared flows)' },
+  { flag: 'apiSocket', flagSpelling: '--api-socket <path>', env: 'GLASSBOX_API_SOCKET', path: ['egress', 'socket'], kind: 'string', help: 'Unix socket of the local API' },
 ];
 
 /** The password may come from the environment only (never a flag: it would show in `ps`). */
@@ -102,6 +105,12 @@ function coerce(opt: LayeredOption, raw: string, source: string, problems: strin
     case 'number':
       if (/^[0-9]{1,9}(\.[0-9]{1,6})?$/.test(raw)) return Number(raw);
       problems.push(`${source}: expected a number, got ${JSON.stringify(raw)}`);
+      return undefined;
+    case 'tristate':
+      if (raw === 'auto') return 'auto';
+      if (raw === 'on' || raw === 'true') return true;
+      if (raw === 'off' || raw === 'false') return false;
+      problems.push(`${source}: expected auto, on or off, got ${JSON.stringify(raw)}`);
       return undefined;
     case 'protocol':
       if (raw === 'auto') return 'auto';
@@ -202,6 +211,7 @@ export function resolveConfig(layers: ConfigLayers): ResolvedConfig {
     if (m.password !== null || m.passwordFile !== null) problems.push(`mqtt.url ${m.url} is plain TCP to a non-loopback host: a password would cross the network in clear; use mqtts://`);
     else warnings.push(`mqtt.url ${m.url} is plain TCP to a non-loopback host: telemetry is neither encrypted nor is the broker authenticated`);
   }
+  if (config.egress.mode === 'enforce' && config.egress.enabled === false) warnings.push('egress.mode is enforce but egress.enabled is false: nothing is enforced');
   if (m.url !== null && /^(mqtt|tcp):/.test(m.url) && m.cert !== null) warnings.push('mqtt.cert is set but mqtt.url is not TLS (mqtts://): the certificate is not used');
   if (problems.length > 0) throw new ConfigError(problems);
 

@@ -68,6 +68,23 @@ export const CONFIG_SCHEMA = {
       additionalProperties: false,
       properties: { listen: { type: 'string', pattern: HOST_PORT_REGEX } },
     },
+    egress: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        enabled: { enum: [true, false, 'auto'], description: '"auto": on for a recorder with an installed release (docs/config.md)' },
+        mode: { enum: ['observe', 'enforce'] },
+        socket: nullablePath,
+        allowWildcard: { type: 'boolean' },
+        runtimeDir: path,
+        conntrackBufferBytes: { type: 'integer', minimum: 65536, maximum: 1073741824 },
+        conntrackRealtimePriority: { type: ['integer', 'null'], minimum: 1, maximum: 99 },
+        pollMs: { type: 'integer', minimum: 100, maximum: 60000 },
+        dnsServers: { type: ['array', 'null'], items: { type: 'string', pattern: '^(\\[[0-9A-Fa-f:.]+\\](:[0-9]{1,5})?|[0-9A-Fa-f:.]+|[0-9.]+:[0-9]{1,5})$' }, minItems: 1, maxItems: 8 },
+        flowsCap: { type: 'integer', minimum: 10, maximum: 100000 },
+        keepTableOnStop: { type: 'boolean' },
+      },
+    },
     log: {
       type: 'object',
       additionalProperties: false,

@@ -51,6 +51,37 @@ export interface QueueConfig {
   readonly dir: string | null;
 }
 
+/** The egress observer and the local API it serves (docs/egress.md, docs/config.md). */
+export interface EgressConfig {
+  /**
+   * true: run it (when it cannot, attestations say `incomplete` and why);
+   * false: never load it; "auto": decided at start by `glassbox daemon`
+   * (src/egress/enablement.ts): on for a recorder with an installed release,
+   * in --dev only when the daemon may administer the network and has nft and conntrack.
+   */
+  readonly enabled: boolean | 'auto';
+  /** observe: count and alert; enforce: undeclared flows are also rejected. */
+  readonly mode: 'observe' | 'enforce';
+  /** Unix socket of the local API; null = none. */
+  readonly socket: string | null;
+  /** Let api.listen be a wildcard address (0.0.0.0, ::): serve beyond this host. */
+  readonly allowWildcard: boolean;
+  /** Runtime files (tmpfs): the detail reader's conntrack spool. */
+  readonly runtimeDir: string;
+  /** Netlink receive buffer asked for with conntrack --buffer-size. */
+  readonly conntrackBufferBytes: number;
+  /** SCHED_FIFO priority of the conntrack detail reader (chrt); null = normal scheduler. */
+  readonly conntrackRealtimePriority: number | null;
+  /** Counter poll and integrity check interval. */
+  readonly pollMs: number;
+  /** Resolvers for host rules ("ip" or "ip:port"); null = the system's (resolv.conf). */
+  readonly dnsServers: readonly string[] | null;
+  /** Distinct flows listed in the ledger and the attestation (counts are never capped). */
+  readonly flowsCap: number;
+  /** Leave the nftables table loaded at stop, so counting (and enforcing) goes on across a restart. --dev: false. */
+  readonly keepTableOnStop: boolean;
+}
+
 export interface DaemonConfig {
   /** null = taken from the client certificate's CN. */
   readonly deviceId: string | null;
@@ -61,5 +92,6 @@ export interface DaemonConfig {
   readonly health: HealthConfig;
   readonly queue: QueueConfig;
   readonly api: { readonly listen: string };
+  readonly egress: EgressConfig;
   readonly log: { readonly level: LogLevel };
 }

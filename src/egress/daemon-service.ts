@@ -8,10 +8,14 @@
  *   - policy: the installed, verified manifest of the install state's active slot
  *   - identity: the device key and certificate chain (mqtt.key / mqtt.cert)
  *
- * Off unless the configuration enables it (config key `egress`, see
- * EgressSettings): the daemon's own tests must never load a table into the
- * host's namespace by accident.
+ * On when `egress.enabled` is true after `glassbox daemon` resolved "auto"
+ * (src/egress/enablement.ts, docs/config.md). When the observer cannot run
+ * (no CAP_NET_ADMIN, no nft or conntrack, its start failed) the API and the
+ * `attest` command still answer, with a signed `incomplete` document saying
+ * why; when the API cannot listen, observation and MQTT attest go on.
  */
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { DaemonContext, DaemonService } from '../daemon/types.js';
 import { StateDir } from '../install/state-store.js';
 import { DirectorySlotStore } from '../install/slot-dir.js';
@@ -22,21 +26,10 @@ import { isValidNonce } from '../attestation/statement.js';
 import { ApiServer } from '../api/server.js';
 import { egressRoutes } from '../api/routes.js';
 import { statusPageDaemonRoutes } from '../statuspage/daemon-routes.js';
-import { EgressService, type InstalledPolicy } from './service.js';
-import type { EgressMode } from './ruleset.js';
-
-/** The `egress` section the daemon configuration needs (to be added to src/config by its owner). */
-export interface EgressSettings {
-  readonly enabled: boolean;
-  readonly mode?: EgressMode;
-  /** API Unix socket; null = none. Default /run/glassbox/api.sock. */
-  readonly socket?: string | null;
-  readonly allowWildcard?: boolean;
-  readonly conntrackBufferBytes?: number;
-  readonly pollMs?: number;
-  readonly dnsServers?: readonly string[];
-  readonly flowsCap?: number;
-}
+import { EgressService, policyInfoOf, type InstalledPolicy } from './service.js';
+import { readBootId } from './ledger-store.js';
+import { unavailableSnapshot } from './ledger.js';
+import type { EgressSnapshot } from './types.js';
 
 export const DEFAULT_API_SOCKET = '/run/glassbox/api.sock';
 
@@ -52,59 +45,91 @@ export async function activeManifest(stateDir: string): Promise<InstalledPolicy 
 }
 
 export function createService(ctx: DaemonContext): DaemonService | null {
-  const settings = (ctx.config as unknown as { egress?: EgressSettings }).egress;
-  if (!settings?.enabled) return null;
+  const settings = ctx.config.egress;
+  // "auto" is resolved to true or false by `glassbox daemon` (src/egress/enablement.ts); anything but true is off.
+  if (settings.enabled !== true) return null;
   const log = ctx.log.child({ module: 'egress' });
+  const stateDir = ctx.config.stateDir;
   const egress = new EgressService({
-    stateDir: ctx.config.stateDir,
-    mode: settings.mode ?? 'observe',
-    policy: () => activeManifest(ctx.config.stateDir),
-    runtimeDir: '/run/glassbox/egress',
-    conntrack: { bufferBytes: settings.conntrackBufferBytes },
+    stateDir,
+    mode: settings.mode,
+    policy: () => activeManifest(stateDir),
+    runtimeDir: settings.runtimeDir,
+    conntrack: { bufferBytes: settings.conntrackBufferBytes, realtimePriority: settings.conntrackRealtimePriority },
     pollMs: settings.pollMs,
     flowsCap: settings.flowsCap,
-    dns: { servers: settings.dnsServers },
+    dns: settings.dnsServers === null ? {} : { servers: settings.dnsServers },
     onUndeclared: (alert) => void ctx.publishEvent('egress.alert', { ...alert }).catch((e: unknown) => log.error({ err: String(e) }, 'egress alert not queued')),
     log,
     now: () => ctx.now(),
   });
   let api: ApiServer | null = null;
   let attest: Attest | null = null;
+  let running = false;
+  let notRunning: string | null = null;
   return {
     name: 'egress',
     async start(signal: AbortSignal) {
+      let snapshot: () => Promise<EgressSnapshot>;
+      try {
+        await mkdir(settings.runtimeDir, { recursive: true, mode: 0o750 });
+        await egress.start(signal);
+        running = true;
+        snapshot = () => egress.snapshot();
+      } catch (e) {
+        // The recorder can still be asked: its attestation says that nothing was observed, and why.
+        notRunning = e instanceof Error ? e.message : String(e);
+        log.error({ err: notRunning }, 'egress observer cannot run: attestations and status say incomplete');
+        const since = ctx.now();
+        const bootId = await readBootId().catch(() => 'unknown');
+        const policy = policyInfoOf(settings.mode, await activeManifest(stateDir).catch(() => null));
+        const reason = notRunning;
+        snapshot = async () => unavailableSnapshot({ bootId, since, now: ctx.now(), policy, reason, flowsCap: settings.flowsCap });
+      }
       const { cert, key } = ctx.config.mqtt;
       if (cert !== null && key !== null) {
         const signer = await FileKeySigner.fromFiles(key, cert);
-        attest = createAttester({ snapshot: () => egress.snapshot(), signer, hardware: ctx.config.hardware, now: () => ctx.now() });
+        attest = createAttester({ snapshot, signer, hardware: ctx.config.hardware, now: () => ctx.now() });
       } else log.warn({}, 'no device key and certificate (mqtt.key / mqtt.cert): attestations cannot be signed');
-      await egress.start(signal);
-      api = new ApiServer({
+      if (settings.socket !== null) await mkdir(dirname(settings.socket), { recursive: true, mode: 0o750 }).catch(() => undefined);
+      const server = new ApiServer({
         tcp: ctx.config.api.listen,
-        socketPath: settings.socket === undefined ? DEFAULT_API_SOCKET : settings.socket,
-        allowWildcard: settings.allowWildcard ?? false,
+        socketPath: settings.socket,
+        allowWildcard: settings.allowWildcard,
         routes: [
           ...egressRoutes({
-            snapshot: () => egress.snapshot(),
+            snapshot,
             attest,
-            health: async () => ({ deviceId: ctx.deviceId, egress: 'running' }),
-            observer: () => egress.readerStats(),
+            health: async () => ({ deviceId: ctx.deviceId, egress: running ? 'running' : `not running: ${notRunning}` }),
+            observer: () => (running ? egress.readerStats() : { readerPid: null, notRunning }),
           }),
           // The technician's status page: `/` (HTML) and `/v1/status` (JSON), src/statuspage/.
-          ...statusPageDaemonRoutes(ctx, { egress: () => egress.snapshot() }),
+          ...statusPageDaemonRoutes(ctx, { egress: snapshot }),
         ],
       });
-      await api.start(signal);
+      try {
+        await server.start(signal);
+        api = server;
+        log.info({ tcp: server.tcpAddress, socket: settings.socket }, 'local API listening');
+      } catch (e) {
+        // Telemetry and egress observation go on; attestations are still served over MQTT.
+        await server.stop().catch(() => undefined);
+        log.error({ err: e instanceof Error ? e.message : String(e) }, 'local API not served');
+      }
       ctx.commands.register('attest', async (args) => {
         const nonce = args['nonce'];
         if (!isValidNonce(nonce)) throw new Error('args.nonce must be 16–128 characters of [A-Za-z0-9_-]');
         if (attest === null) throw new Error('this device has no identity key to sign with');
+        // The same envelope GET /v1/attestation serves: canonical JSON, parsed into the response's `result`.
         return JSON.parse((await attest(nonce)).toString('utf8')) as unknown;
       });
     },
     async stop() {
       await api?.stop();
-      await egress.stop();
+      if (running) {
+        await egress.stop();
+        if (!settings.keepTableOnStop) await egress.removeTable().catch((e: unknown) => log.warn({ err: String(e) }, 'egress table not removed'));
+      }
     },
   };
 }

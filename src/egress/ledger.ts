@@ -341,6 +341,45 @@ export function judge(input: JudgeInput): EgressSnapshot {
   };
 }
 
+/**
+ * The snapshot when the observer cannot run at all (no privilege, no nft or
+ * conntrack, its start failed): nothing observed, so `incomplete` with the
+ * reason, and the whole time since `since` as a gap. Pure.
+ */
+export function unavailableSnapshot(args: { bootId: string; since: Date; now: Date; policy: PolicyInfo; reason: string; flowsCap?: number }): EgressSnapshot {
+  const gap: Gap = { start: args.since.toISOString(), end: args.now.toISOString(), reason: `egress observer not running: ${args.reason}` };
+  const reasons = [`the egress observer is not running (${args.reason}): nothing was observed`];
+  if (args.policy.rules === null) reasons.push('no installed manifest: there is no egress policy to judge flows against');
+  return {
+    bootId: args.bootId,
+    windowStart: args.since.toISOString(),
+    windowEnd: args.now.toISOString(),
+    policy: args.policy,
+    observation: {
+      flowsCounted: 0,
+      flowsRecorded: 0,
+      eventsLost: 0,
+      rulesetSha256: null,
+      rulesetIntact: false,
+      gaps: [gap],
+      gapsOmitted: 0,
+      integrityEvents: [],
+      countersWentBackwards: false,
+      readerOverruns: 0,
+      readerDroppedBytes: 0,
+      counters: ZERO_TOTALS,
+      undeclaredByUid: {},
+    },
+    flows: [],
+    flowsCap: args.flowsCap ?? DEFAULT_FLOWS_CAP,
+    flowsOmitted: 0,
+    flowsOmittedCount: 0,
+    undeclared: 0,
+    verdict: 'incomplete',
+    reasons,
+  };
+}
+
 // ---------------------------------------------------------------- loading
 
 export const LEDGER_MAX_BYTES = 8 * 1024 * 1024;

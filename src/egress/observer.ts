@@ -38,6 +38,8 @@ export interface ObserverConfig {
   readonly runtimeDir?: string;
   /** Spool segment size (rotation), bytes. */
   readonly spoolSegmentBytes?: number;
+  /** SCHED_FIFO priority of conntrack; null = normal scheduler; default 10. */
+  readonly conntrackRealtimePriority?: number | null;
   readonly pollMs?: number;
   readonly dnsServers?: readonly string[];
   readonly table?: string;
@@ -69,7 +71,7 @@ export async function runObserver(config: ObserverConfig, signal: AbortSignal, p
     policy,
     table: config.table,
     runtimeDir: config.runtimeDir ?? join(config.stateDir, 'run'),
-    conntrack: { bufferBytes: config.conntrackBufferBytes, segmentBytes: config.spoolSegmentBytes },
+    conntrack: { bufferBytes: config.conntrackBufferBytes, segmentBytes: config.spoolSegmentBytes, realtimePriority: config.conntrackRealtimePriority },
     pollMs: config.pollMs,
     dns: { servers: config.dnsServers },
     onUndeclared: publishAlert,

@@ -224,10 +224,31 @@ export class EgressService {
       onError: (message) => this.log.warn({ message }, 'egress reader'),
       now: this.now,
     });
-    await this.reader.start();
-    if (this.opts.attribution !== false) this.attributor = new ProcessAttributor();
-    this.resolver = new HostResolver(this.opts.dns);
-    await this.resolveAll();
+    try {
+      await this.reader.start();
+      if (this.opts.attribution !== false) this.attributor = new ProcessAttributor();
+      this.resolver = new HostResolver(this.opts.dns);
+      await this.resolveAll();
+      await this.adoptOrInstall(resumed, startedAt);
+    } catch (e) {
+      // Leave nothing running behind a failed start (the caller reports the observer as not running).
+      for (const t of this.dnsTimers.values()) clearTimeout(t);
+      this.dnsTimers.clear();
+      this.resolver?.cancel();
+      this.attributor?.stop();
+      await this.reader.stop().catch(() => undefined);
+      throw e;
+    }
+    this.running = true;
+    this.monitor = new NftMonitor(this.nft.monitorArgv(), () => this.scheduleCheck(50), (message) => this.log.warn({ message }, 'nft monitor'));
+    this.monitor.start();
+    this.pollTimer = setInterval(() => void this.poll(), this.opts.pollMs ?? 500);
+    await this.save(true);
+    signal?.addEventListener('abort', () => void this.stop(), { once: true });
+    this.log.info({ table: this.table, mode: this.opts.mode, resumed, rules: this.policyInfo.rules?.length ?? null }, 'egress observer started');
+  }
+
+  private async adoptOrInstall(resumed: boolean, startedAt: Date): Promise<void> {
 
     await this.exclusive(async () => {
       const listing = await this.nft.listTable(this.table);
@@ -249,13 +270,6 @@ export class EgressService {
         await this.installTable();
       }
     });
-    this.running = true;
-    this.monitor = new NftMonitor(this.nft.monitorArgv(), () => this.scheduleCheck(50), (message) => this.log.warn({ message }, 'nft monitor'));
-    this.monitor.start();
-    this.pollTimer = setInterval(() => void this.poll(), this.opts.pollMs ?? 500);
-    await this.save(true);
-    signal?.addEventListener('abort', () => void this.stop(), { once: true });
-    this.log.info({ table: this.table, mode: this.opts.mode, resumed, rules: this.policyInfo.rules?.length ?? null }, 'egress observer started');
   }
 
   async stop(): Promise<void> {

@@ -66,6 +66,16 @@ describe('npm start', () => {
       const exited = new Promise((r) => child.once('exit', r));
       if (child.exitCode === null) process.kill(-child.pid!, 'SIGTERM');
       await exited;
+      // npm may exit before the daemon (its grandchild) has finished stopping and writing its state
+      // (with egress on in --dev as root, that takes longer): wait until the process group is empty.
+      for (let i = 0; i < 200; i++) {
+        try {
+          process.kill(-child.pid!, 0);
+        } catch {
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
     }
   });
 });

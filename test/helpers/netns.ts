@@ -209,6 +209,67 @@ export async function startBroker(lab: Lab): Promise<ChildProcess> {
   return child;
 }
 
+export const BROKER_TLS_PORT = 8883;
+
+export interface TlsBrokerFiles {
+  /** PEM of the CA that signed the broker's certificate (clients verify the broker with it). */
+  readonly serverCa: string;
+  /** PEM of the broker's certificate (SANs: the broker's name and addresses) and its key. */
+  readonly serverCert: string;
+  readonly serverKey: string;
+  /** PEM of the CA whose client certificates the broker accepts (CN = username). */
+  readonly clientCa: string;
+}
+
+export interface TlsBroker {
+  readonly serverCaFile: string;
+  /** Stops mosquitto (the lab's clients see the connection drop) and starts it again on the same port. */
+  restart(): Promise<void>;
+}
+
+/**
+ * mosquitto in the WAN namespace with TLS on 192.0.2.10:8883 and client
+ * certificates (use_identity_as_username): each device reads and writes
+ * only glassbox/v1/<CN>/#; the identity `ops` reads everything and writes commands.
+ */
+export async function startTlsBroker(lab: Lab, files: TlsBrokerFiles): Promise<TlsBroker> {
+  const dir = join(lab.dir, 'tls-broker');
+  await mkdir(dir, { recursive: true });
+  const f = { serverCaFile: join(dir, 'server-ca.pem'), cert: join(dir, 'server.pem'), key: join(dir, 'server.key'), clientCa: join(dir, 'client-ca.pem'), acl: join(dir, 'acl'), conf: join(dir, 'mosquitto.conf') };
+  await writeFile(f.serverCaFile, files.serverCa);
+  await writeFile(f.cert, files.serverCert);
+  await writeFile(f.key, files.serverKey, { mode: 0o600 });
+  await writeFile(f.clientCa, files.clientCa);
+  await writeFile(f.acl, 'pattern readwrite glassbox/v1/%u/#\n\nuser ops\ntopic read glassbox/#\ntopic write glassbox/v1/+/cmd/#\n');
+  await writeFile(
+    f.conf,
+    [
+      'user root', 'per_listener_settings false', 'allow_anonymous false', `acl_file ${f.acl}`, 'persistence false', 'log_dest stdout',
+      `listener ${BROKER_TLS_PORT} ${ADDR.broker}`, `cafile ${f.clientCa}`, `certfile ${f.cert}`, `keyfile ${f.key}`, 'require_certificate true', 'use_identity_as_username true', '',
+    ].join('\n'),
+  );
+  let child: ChildProcess | null = null;
+  const start = async () => {
+    child = lab.spawn(lab.wan, ['mosquitto', '-c', f.conf]);
+    const probe = `require('net').connect(${BROKER_TLS_PORT}, '${ADDR.broker}').on('connect', () => process.exit(0)).on('error', () => process.exit(1))`;
+    await waitFor(async () => (await lab.run(lab.wan, [process.execPath, '-e', probe])).code === 0, 10_000, 'mosquitto (TLS)');
+  };
+  await start();
+  return {
+    serverCaFile: f.serverCaFile,
+    async restart() {
+      const c = child as ChildProcess | null;
+      if (c !== null && c.exitCode === null) {
+        await new Promise<void>((r) => {
+          c.once('close', () => r());
+          c.kill('SIGTERM');
+        });
+      }
+      await start();
+    },
+  };
+}
+
 export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
