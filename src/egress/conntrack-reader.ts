@@ -290,12 +290,16 @@ export class ConntrackReader {
       // daemon stops conntrack itself, in order; a crashed daemon takes it along (pdeathsig).
       child = spawn(cmd, args, { stdio: ['ignore', out.fd, 'pipe'], detached: true });
     } catch (e) {
+      await out.close();
       await fh.close();
       throw e;
-    } finally {
-      // The child holds its own copy of the write end.
-      await out.close();
     }
+    // Every listener is attached before the next await: a failed spawn reports 'error' on the next tick.
+    let spawnError: string | null = null;
+    child.on('error', (e) => {
+      spawnError = e.message;
+      this.opts.onError(`cannot run conntrack: ${e.message}`);
+    });
     this.segments.push(seg);
     let markReady: () => void = () => undefined;
     const ready = new Promise<void>((resolve) => (markReady = resolve));
@@ -317,7 +321,6 @@ export class ConntrackReader {
         else if (line.trim() !== '' && !/flow events have been shown/.test(line) && !/losing events|buffer size is too small|--buffer-size/.test(line)) this.opts.onError(`conntrack: ${line.trim().slice(0, 300)}`);
       }
     });
-    child.on('error', (e) => this.opts.onError(`cannot run conntrack: ${e.message}`));
     child.once('close', (code, signal) => {
       clearTimeout(fallback);
       seg.writerDone = true;
@@ -328,6 +331,8 @@ export class ConntrackReader {
       this.opts.onError(`conntrack exited (${signal ?? code}); restarting in ${this.backoffMs} ms`);
       this.scheduleRestart();
     });
+    // The child holds its own copy of the write end.
+    await out.close();
     await this.writeOwner(child.pid);
     let timer: NodeJS.Timeout | undefined;
     const ok = await Promise.race([
@@ -339,7 +344,7 @@ export class ConntrackReader {
     if (!ok) {
       w.retiring = true;
       await stopChild(w);
-      throw new Error(`conntrack did not start listening within ${timeoutMs} ms`);
+      throw new Error(spawnError !== null ? `cannot run conntrack: ${spawnError}` : `conntrack did not start listening within ${timeoutMs} ms`);
     }
     return w;
   }
