@@ -71,8 +71,10 @@ describe('glassbox.service', () => {
     expect(one('ProtectHome')).toBe('yes');
     expect(one('PrivateTmp')).toBe('yes');
     expect(one('NoNewPrivileges')).toBe('yes');
-    expect(one('CapabilityBoundingSet')).toBe('CAP_NET_ADMIN');
-    expect(one('AmbientCapabilities')).toBe('CAP_NET_ADMIN');
+    // nftables and conntrack; SCHED_FIFO for the conntrack event reader.
+    expect(one('CapabilityBoundingSet').split(/\s+/).sort()).toEqual(['CAP_NET_ADMIN', 'CAP_SYS_NICE']);
+    expect(one('AmbientCapabilities').split(/\s+/).sort()).toEqual(['CAP_NET_ADMIN', 'CAP_SYS_NICE']);
+    expect(values(text, 'RestrictRealtime')).toEqual([]);
     expect(one('RestrictAddressFamilies').split(/\s+/).sort()).toEqual(['AF_INET', 'AF_INET6', 'AF_NETLINK', 'AF_UNIX']);
     // V8's JIT cannot run under it.
     expect(values(text, 'MemoryDenyWriteExecute')).toEqual([]);
