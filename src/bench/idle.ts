@@ -2,6 +2,13 @@
  * bench:idle — what the idle daemon costs, measured the way it runs in the field.
  *
  *   npm run bench:idle            (BENCH_SECONDS=120 by default)
+ *   BENCH_EGRESS=on|off npm run bench:idle
+ *
+ * BENCH_EGRESS unset leaves egress.enabled at "auto", as in the field: on
+ * when a release is installed (it is), so the egress observer, its
+ * nftables table and the local API run when the bench runs as root. "on"
+ * and "off" set egress.enabled true / false; the egress runtime files and
+ * API socket always go into the temp dir (api.listen on a free loopback port).
  *
  * Setup (all in a temp dir, nothing outside it): a device state with a
  * signed sample release installed and committed and a device identity
@@ -67,7 +74,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mib = (b: number) => (b / MiB).toFixed(1);
 
 /** A device as in the field: sample release installed and committed, identity, broker with mutual TLS. */
-async function prepareDevice(dir: string): Promise<{ config: string; broker: EmbeddedBroker }> {
+async function prepareDevice(dir: string, egress: boolean | 'auto'): Promise<{ config: string; broker: EmbeddedBroker }> {
   const quiet = { out: () => undefined, err: () => undefined };
   const devDir = join(dir, 'dev');
   const stateDir = join(dir, 'state');
@@ -91,18 +98,42 @@ async function prepareDevice(dir: string): Promise<{ config: string; broker: Emb
   const broker = await startEmbeddedBroker(0, '127.0.0.1', { cert: server.pem, key: privateKeyPem(serverKey), ca: await readFile(join(devDir, 'pki', 'root-ca.pem')) });
 
   const config = join(dir, 'config.json');
-  const body = { stateDir, mqtt: { url: broker.url, ca: brokerCaFile, cert: join(deviceDir, 'device.pem'), key: join(deviceDir, 'device.key') } };
+  const body = {
+    stateDir,
+    mqtt: { url: broker.url, ca: brokerCaFile, cert: join(deviceDir, 'device.pem'), key: join(deviceDir, 'device.key') },
+    api: { listen: `127.0.0.1:${await freePort()}` },
+    egress: { enabled: egress, runtimeDir: join(dir, 'run'), socket: join(dir, 'run', 'api.sock') },
+  };
   await writeFile(config, JSON.stringify(body, null, 2));
   return { config, broker };
 }
 
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  const srv = createServer();
+  await new Promise<void>((resolve, reject) => srv.once('error', reject).listen(0, '127.0.0.1', resolve));
+  const addr = srv.address();
+  await new Promise<void>((resolve) => srv.close(() => resolve()));
+  if (addr === null || typeof addr === 'string') throw new Error('no loopback port');
+  return addr.port;
+}
+
+function egressSetting(): boolean | 'auto' {
+  const v = process.env['BENCH_EGRESS'];
+  if (v === undefined || v === '' || v === 'auto') return 'auto';
+  if (v === 'on') return true;
+  if (v === 'off') return false;
+  throw new Error(`BENCH_EGRESS must be on, off or auto, not ${JSON.stringify(v)}`);
+}
+
 async function main(): Promise<void> {
   const hz = clockTicks();
+  const egress = egressSetting();
   const dir = await mkdtemp(join(tmpdir(), 'gb-bench-idle-'));
   const children: ChildProcess[] = [];
   let broker: EmbeddedBroker | null = null;
   try {
-    const prepared = await prepareDevice(dir);
+    const prepared = await prepareDevice(dir, egress);
     broker = prepared.broker;
     const received = new Map<string, number>();
     broker.aedes.on('publish', (packet, client) => {
@@ -168,7 +199,7 @@ async function main(): Promise<void> {
     const ok = (v: boolean) => (v ? 'meets target' : 'OVER TARGET');
     const unitEnv = Object.entries(unit.env).map(([k, v]) => `${k}=${v}`).join(' ');
     console.log(`idle daemon over ${secs.toFixed(0)} s after a ${WARMUP_MS / 1000} s warm-up, started as the unit does: ${unitEnv} glassbox ${daemonArgs.join(' ')}`);
-    console.log(`  (mqtts with the device certificate to a loopback broker, sample release installed, default intervals; node ${process.version})`);
+    console.log(`  (mqtts with the device certificate to a loopback broker, sample release installed, default intervals, egress.enabled ${String(egress)}, uid ${process.getuid?.() ?? '?'}; node ${process.version})`);
     console.log(`  RSS  ${mib(maxRss)} MiB max, sampled every 1 s   (target ≤ 80 MiB: ${ok(maxRss <= 80 * MiB)}; empty Node process ${mib(floorRss)} MiB, ratio ${(maxRss / floorRss).toFixed(2)})`);
     console.log(`       at warm-up end ${mib(atWarmup)} MiB, at the end ${mib(lastRss)} MiB, peak since exec (VmHWM, start-up included) ${mib(hwm)} MiB`);
     console.log(`  CPU  ${daemonCpu.toFixed(3)} % of one core   (target ≤ 0.5 %: ${ok(daemonCpu <= 0.5)}; empty Node 1 s timer ${floorCpu.toFixed(3)} %, ratio ${(daemonCpu / Math.max(floorCpu, 1e-6)).toFixed(2)})`);

@@ -141,12 +141,10 @@ export class Daemon {
     this.commands.register('health', () => this.health!.sampleNow());
     this.commands.register('provenance', async () => this.refreshProvenance(true));
 
-    this.telemetry.start(signal);
-    this.health.start(signal);
-    this.spool = new SpoolReader(config.stateDir, (type, data, id) => this.telemetry!.publishEvent(type as EventType, data as never, id), log.child({ module: 'spool' }));
-    await this.spool.start();
-    this.pollTimer = setInterval(() => void this.pollProvenance(), Math.min(30, config.health.intervalSeconds) * 1000);
-
+    // The plugged-in services (egress observer: nftables table + reader, local API) start BEFORE
+    // telemetry connects, so the daemon's own first broker connection falls inside its own
+    // observation window. What they publish before then (egress.alert) is queued on disk:
+    // TelemetryService.publishEvent appends to the queue and only sends once connected.
     if (this.o.plugins !== false) {
       const ctx = this.context();
       for (const entry of serviceModules) {
@@ -161,6 +159,12 @@ export class Daemon {
         log.info({ service: svc.name }, 'service started');
       }
     }
+
+    this.telemetry.start(signal);
+    this.health.start(signal);
+    this.spool = new SpoolReader(config.stateDir, (type, data, id) => this.telemetry!.publishEvent(type as EventType, data as never, id), log.child({ module: 'spool' }));
+    await this.spool.start();
+    this.pollTimer = setInterval(() => void this.pollProvenance(), Math.min(30, config.health.intervalSeconds) * 1000);
 
     await this.publishEvent('daemon.started', { version: this.o.version, bootId, queuedAtStart: this.queue.stats().depth });
     await this.writeStatus(true);
@@ -247,7 +251,11 @@ export class Daemon {
     await writeDaemonStatus(this.o.config.stateDir, s).catch((err: unknown) => this.o.log.warn({ err }, 'daemon-status.json not written'));
   }
 
-  /** Stops everything in reverse order; the final `offline` status goes out before the disconnect. */
+  /**
+   * Stops everything in reverse order: telemetry publishes its final `offline` status and
+   * disconnects first, then the plugged-in services stop, so the daemon's own broker traffic
+   * stays inside the egress observation window to the end.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -255,6 +263,10 @@ export class Daemon {
     await this.notifier?.stopping();
     if (this.pollTimer) clearInterval(this.pollTimer);
     if (this.statusTimer) clearInterval(this.statusTimer);
+    this.health?.stop();
+    await this.spool?.stop();
+    await this.polling;
+    await this.telemetry?.stop();
     for (const svc of [...this.plugins].reverse()) {
       try {
         await svc.stop();
@@ -262,10 +274,8 @@ export class Daemon {
         log.error({ err, service: svc.name }, 'service stop failed');
       }
     }
-    this.health?.stop();
-    await this.spool?.stop();
-    await this.polling;
-    await this.telemetry?.stop();
+    // An alert raised while the services stopped is queued for the next start: wait for its write.
+    await this.queue?.flush();
     this.abort.abort();
     this.self?.stop();
     await this.writeStatus(true);

@@ -8,8 +8,12 @@
  * daemon's whole life (the egress plug-in and what it imports — x509,
  * attestation, API, tar via re-verification — cost ≈25 MiB of RSS; see
  * docs/daemon.md, "Footprint"). Add one entry per module; the daemon starts
- * them in this order after telemetry, health and provenance, and stops them
- * in reverse order.
+ * them in this order BEFORE telemetry connects (after the queue, health
+ * collector and provenance are built), so its own broker traffic is inside
+ * the egress observation window from the first connection; it stops them in
+ * reverse order AFTER telemetry has published its final offline status and
+ * disconnected. Events a service publishes before the broker connection are
+ * queued on disk and sent once connected.
  */
 import type { DaemonConfig } from '../config/types.js';
 import type { DaemonContext, DaemonService } from './types.js';

@@ -21,11 +21,11 @@ import { StateDir } from '../install/state-store.js';
 import { DirectorySlotStore } from '../install/slot-dir.js';
 import { parseManifest } from '../manifest/parse.js';
 import { FileKeySigner } from '../pki/signer.js';
-import { createAttester, type Attest } from '../attestation/attester.js';
+import type { Attest } from '../attestation/attester.js';
 import { isValidNonce } from '../attestation/statement.js';
-import { ApiServer } from '../api/server.js';
+import { ApiServer, type Route } from '../api/server.js';
 import { egressRoutes } from '../api/routes.js';
-import { statusPageDaemonRoutes } from '../statuspage/daemon-routes.js';
+import type { StatusPageSources } from '../statuspage/daemon-routes.js';
 import { EgressService, policyInfoOf, type InstalledPolicy } from './service.js';
 import { readBootId } from './ledger-store.js';
 import { unavailableSnapshot } from './ledger.js';
@@ -42,6 +42,36 @@ export async function activeManifest(stateDir: string): Promise<InstalledPolicy 
   if (!active || active.ref === null) return null;
   const bytes = await new DirectorySlotStore(stateDir).open(active.ref).readManifest();
   return { manifestBytes: bytes, manifest: parseManifest(bytes) };
+}
+
+/** The paths src/statuspage/routes.ts serves (checked when its module loads). */
+const STATUS_PAGE_PATHS = ['/', '/v1/status'] as const;
+
+/**
+ * The technician's status page, loaded on its first request: its module
+ * gathers device facts with the install re-verification (tar) and the
+ * certificate library (@peculiar/x509), which an idle daemon that nobody
+ * looks at should not keep resident (docs/daemon.md, "Footprint").
+ */
+function lazyStatusPageRoutes(ctx: DaemonContext, sources: StatusPageSources): Route[] {
+  let loaded: Promise<Route[]> | null = null;
+  const routes = () =>
+    (loaded ??= import('../statuspage/daemon-routes.js').then((m) => {
+      const r = m.statusPageDaemonRoutes(ctx, sources);
+      const paths = r.map((x) => x.path).sort();
+      if (JSON.stringify(paths) !== JSON.stringify([...STATUS_PAGE_PATHS].sort())) {
+        throw new Error(`status page serves ${paths.join(', ')}, not the paths declared here (${STATUS_PAGE_PATHS.join(', ')}): update STATUS_PAGE_PATHS`);
+      }
+      return r;
+    }));
+  return STATUS_PAGE_PATHS.map((path) => ({
+    path,
+    handle: async (req) => {
+      const route = (await routes()).find((r) => r.path === path);
+      if (route === undefined) throw new Error(`status page route ${path} missing`);
+      return route.handle(req);
+    },
+  }));
 }
 
 export function createService(ctx: DaemonContext): DaemonService | null {
@@ -88,8 +118,16 @@ export function createService(ctx: DaemonContext): DaemonService | null {
       }
       const { cert, key } = ctx.config.mqtt;
       if (cert !== null && key !== null) {
+        // The key and chain are read and checked now (a bad identity is logged at start); the
+        // statement and envelope code, and the certificate library its device-id check uses, load on
+        // the first attestation request. A device certificate without a usable CN fails every
+        // request with SIGNER_INVALID, as it would have failed here.
         const signer = await FileKeySigner.fromFiles(key, cert);
-        attest = createAttester({ snapshot, signer, hardware: ctx.config.hardware, now: () => ctx.now() });
+        const snap = snapshot;
+        let made: Promise<Attest> | null = null;
+        const attester = () =>
+          (made ??= import('../attestation/attester.js').then((m) => m.createAttester({ snapshot: snap, signer, hardware: ctx.config.hardware, now: () => ctx.now() })));
+        attest = async (nonce) => (await attester())(nonce);
       } else log.warn({}, 'no device key and certificate (mqtt.key / mqtt.cert): attestations cannot be signed');
       if (settings.socket !== null) await mkdir(dirname(settings.socket), { recursive: true, mode: 0o750 }).catch(() => undefined);
       const server = new ApiServer({
@@ -104,7 +142,7 @@ export function createService(ctx: DaemonContext): DaemonService | null {
             observer: () => (running ? egress.readerStats() : { readerPid: null, notRunning }),
           }),
           // The technician's status page: `/` (HTML) and `/v1/status` (JSON), src/statuspage/.
-          ...statusPageDaemonRoutes(ctx, { egress: snapshot }),
+          ...lazyStatusPageRoutes(ctx, { egress: snapshot }),
         ],
       });
       try {

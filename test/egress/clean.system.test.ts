@@ -4,8 +4,9 @@
  * with its device certificate to the declared broker (by name, in the
  * lab's WAN namespace), resolving that name every TTL — runs in the
  * recorder namespace for 60 s, and the signed verdict is `clean` with zero
- * undeclared flows. The broker restarts once meanwhile, so the daemon's
- * reconnection is a flow inside the window. The envelope is fetched with
+ * undeclared flows. The daemon starts its observer before it connects, so
+ * its first broker connection is inside the window; the broker restarts
+ * once meanwhile, so a reconnection is a flow inside the window as well. The envelope is fetched with
  * `glassbox attest`, checked with `glassbox verify-attestation` and the
  * stock-tools script; the MQTT `attest` command returns the same envelope.
  */
@@ -165,6 +166,17 @@ describe.skipIf(missing)(`glassbox daemon's own traffic over ${RUN_SECONDS} s${m
     expect(mqttFlow.process?.exe).toBe(realpathSync(process.execPath));
     expect(mqttFlow.process?.sha256).toBe(createHash('sha256').update(await readFile(process.execPath)).digest('hex'));
     expect(mqttFlow.process?.pid).toBe(daemon.pid);
+    // The daemon installs its table before it connects: its FIRST broker connection is inside the
+    // window too (not only the reconnection after the restart). The flow key has no source port, so
+    // both connections count on one entry, first seen at or before the first connect.
+    const lines = logs();
+    const connectAt = lines.findIndex((l) => l['msg'] === 'connected to broker');
+    const observerAt = lines.findIndex((l) => l['msg'] === 'egress observer started');
+    expect(observerAt).toBeGreaterThanOrEqual(0);
+    expect(observerAt).toBeLessThan(connectAt);
+    const firstConnect = lines[connectAt]!;
+    expect(mqttFlow.count).toBeGreaterThanOrEqual(2);
+    expect(Date.parse(mqttFlow.firstSeen)).toBeLessThanOrEqual(Date.parse(firstConnect['time'] as string));
   }, (RUN_SECONDS + 90) * 1000);
 
   it('serves a signed clean attestation that verify-attestation and the stock-tools check accept', async () => {
