@@ -8,7 +8,9 @@
  * when a release is installed (it is), so the egress observer, its
  * nftables table and the local API run when the bench runs as root. "on"
  * and "off" set egress.enabled true / false; the egress runtime files and
- * API socket always go into the temp dir (api.listen on a free loopback port).
+ * API socket always go into the temp dir (api.listen on a free loopback port),
+ * and the table is removed at stop (keepTableOnStop false). The table has
+ * the default name, in this host's namespace: run no other daemon meanwhile.
  *
  * Setup (all in a temp dir, nothing outside it): a device state with a
  * signed sample release installed and committed and a device identity
@@ -102,7 +104,8 @@ async function prepareDevice(dir: string, egress: boolean | 'auto'): Promise<{ c
     stateDir,
     mqtt: { url: broker.url, ca: brokerCaFile, cert: join(deviceDir, 'device.pem'), key: join(deviceDir, 'device.key') },
     api: { listen: `127.0.0.1:${await freePort()}` },
-    egress: { enabled: egress, runtimeDir: join(dir, 'run'), socket: join(dir, 'run', 'api.sock') },
+    // keepTableOnStop false: the bench leaves no nftables table behind in this host's namespace.
+    egress: { enabled: egress, runtimeDir: join(dir, 'run'), socket: join(dir, 'run', 'api.sock'), keepTableOnStop: false },
   };
   await writeFile(config, JSON.stringify(body, null, 2));
   return { config, broker };
