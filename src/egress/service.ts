@@ -91,7 +91,12 @@ export interface EgressServiceOptions {
     readonly realtimePriority?: number | null;
   };
   readonly dns?: DnsOptions;
-  /** Counter poll and integrity check interval. */
+  /**
+   * Counter poll and integrity check interval while anything happens. In observe mode, when a
+   * poll finds nothing new the interval doubles up to max(pollMs, 5000) ms; a conntrack record
+   * or an `nft monitor` event brings it back to pollMs at once. Enforce mode always polls at
+   * pollMs. snapshot() always reads the counters afresh.
+   */
   readonly pollMs?: number;
   readonly flowsCap?: number;
   readonly attribution?: boolean;
@@ -113,6 +118,9 @@ interface AlertState {
   source: UndeclaredAlert['source'];
 }
 
+/** Ceiling of the adaptive counter-poll interval when nothing changes (ms). */
+const IDLE_POLL_MAX_MS = 5000;
+
 const silent: EgressLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 export class EgressService {
@@ -131,6 +139,12 @@ export class EgressService {
   private policyKey = '';
   private serial: Promise<unknown> = Promise.resolve();
   private pollTimer: NodeJS.Timeout | null = null;
+  /** Current counter-poll interval (adaptive, see EgressServiceOptions.pollMs) and when the next poll is due. */
+  private pollDelay = 500;
+  private pollDueAt = 0;
+  /** Something happened since the last poll (a record, a monitor event, changed counters). */
+  private activity = false;
+  private lastCounterKey = '';
   private dnsTimers = new Map<string, NodeJS.Timeout>();
   private checkTimer: NodeJS.Timeout | null = null;
   private running = false;
@@ -240,9 +254,13 @@ export class EgressService {
       throw e;
     }
     this.running = true;
-    this.monitor = new NftMonitor(this.nft.monitorArgv(), () => this.scheduleCheck(50), (message) => this.log.warn({ message }, 'nft monitor'));
+    this.monitor = new NftMonitor(this.nft.monitorArgv(), () => {
+      this.wake();
+      this.scheduleCheck(50);
+    }, (message) => this.log.warn({ message }, 'nft monitor'));
     this.monitor.start();
-    this.pollTimer = setInterval(() => void this.poll(), this.opts.pollMs ?? 500);
+    this.pollDelay = this.fastPollMs();
+    this.armPoll(this.pollDelay);
     await this.save(true);
     signal?.addEventListener('abort', () => void this.stop(), { once: true });
     this.log.info({ table: this.table, mode: this.opts.mode, resumed, rules: this.policyInfo.rules?.length ?? null }, 'egress observer started');
@@ -275,7 +293,8 @@ export class EgressService {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    if (this.pollTimer) clearInterval(this.pollTimer);
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer = null;
     if (this.checkTimer) clearTimeout(this.checkTimer);
     for (const t of this.dnsTimers.values()) clearTimeout(t);
     this.dnsTimers.clear();
@@ -365,13 +384,51 @@ export class EgressService {
     }, delayMs);
   }
 
+  private fastPollMs(): number {
+    return this.opts.pollMs ?? 500;
+  }
+
+  private armPoll(delayMs: number): void {
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollDueAt = Date.now() + delayMs;
+    this.pollTimer = setTimeout(() => {
+      this.pollTimer = null;
+      this.poll();
+    }, delayMs);
+  }
+
+  /** Activity seen: poll at the fast rate again, starting now rather than after a long idle wait. */
+  private wake(): void {
+    this.activity = true;
+    if (!this.running) return;
+    const fast = this.fastPollMs();
+    this.pollDelay = fast;
+    // Cheap when already fast (called per conntrack record): only re-arm a poll due later than fast.
+    if (this.pollTimer !== null && this.pollDueAt - Date.now() > fast) this.armPoll(fast);
+  }
+
   private poll(): void {
     if (!this.running) return;
+    this.activity = false;
     void this.exclusive(() => this.check())
       .then(() => this.save(false))
       .catch((e) => {
         this.stats.nftErrors++;
+        this.activity = true;
         this.log.error({ err: String(e) }, 'egress poll failed');
+      })
+      .finally(() => {
+        if (!this.running) return;
+        const fast = this.fastPollMs();
+        // Stay fast while anything happens, alerts wait to be sent, the detail reader is down (then
+        // the counters are the only prompt source of undeclared-flow alerts), or in enforce mode
+        // (refused flows reach no conntrack record and no `nft monitor` event: the poll of the
+        // denied sets is what alerts on them).
+        let pending = false;
+        for (const st of this.alertState.values()) if (st.pending > 0) { pending = true; break; }
+        const busy = this.activity || pending || this.opts.mode === 'enforce' || (this.reader?.downSinceTime ?? null) !== null;
+        this.pollDelay = busy ? fast : Math.min(this.pollDelay * 2, Math.max(fast, IDLE_POLL_MAX_MS));
+        if (this.pollTimer === null) this.armPoll(this.pollDelay);
       });
   }
 
@@ -418,6 +475,11 @@ export class EgressService {
       const grown = ledger.recordDenied(readDenied(listing, this.table), now, this.macs);
       for (const f of grown) this.alert(f, f.count, 'denied-set', now.toISOString());
     }
+    const counterKey = JSON.stringify([counters.localNew, counters.forwardNew, counters.localUndeclared, counters.forwardUndeclared, [...counters.rules]]);
+    if (counterKey !== this.lastCounterKey) {
+      this.lastCounterKey = counterKey;
+      this.activity = true;
+    }
     const undeclared = counters.localUndeclared + counters.forwardUndeclared;
     // The undeclared counter grew and no detail event explained it within a second: alert from the counter.
     if (undeclared > this.lastUndeclared && this.opts.mode !== 'enforce' && Date.now() - this.lastUndeclaredEventMs > 1000) {
@@ -451,6 +513,7 @@ export class EgressService {
     const srcMac = mark.direction === 'forwarded' ? (this.macs.get(ev.src) ?? null) : null;
     const flow = ledger.recordEvent(ev, mark, this.policyInfo?.rules ?? null, { srcMac });
     this.dirty = true;
+    this.wake();
     if (mark.ruleIndex === null) {
       this.alert(flow, 1, 'conntrack', new Date(ev.at).toISOString());
     }
