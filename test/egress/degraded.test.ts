@@ -17,7 +17,10 @@ import { httpGet } from './lab-observer.js';
 
 const CLI = resolve('dist/cli/main.js');
 
-describe.skipIf(!existsSync(CLI))('a daemon whose egress observer cannot run', () => {
+// `npm test` builds first; a missing build is an error here, never a silent skip.
+if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` (npm test does) before this test`);
+
+describe('a daemon whose egress observer cannot run', () => {
   let dir = '';
   let daemon: ChildProcess;
   let out = '';
