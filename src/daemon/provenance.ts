@@ -5,7 +5,8 @@
  * slot files are re-read only when state.json's generation or the active
  * slot changes.
  */
-import { createHash, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
+import { sha256Hex, spkiSha256 } from '../trust/fingerprint.js';
 import type { ProvenanceSnapshot, SignerSummary, SlotSummary, InstalledFirmware } from '../telemetry/payloads.js';
 import type { Manifest } from '../manifest/types.js';
 import { StateDir } from '../install/state-store.js';
@@ -23,8 +24,7 @@ export const EMPTY_PROVENANCE: ProvenanceSnapshot = { installed: null, activeSlo
 export function leafSummary(chainPem: Buffer): SignerSummary {
   try {
     const cert = new X509Certificate(chainPem);
-    const spki = cert.publicKey.export({ type: 'spki', format: 'der' });
-    return { subject: cert.subject.split('\n').join(', '), spkiSha256: createHash('sha256').update(spki).digest('hex') };
+    return { subject: cert.subject.split('\n').join(', '), spkiSha256: spkiSha256(cert) };
   } catch {
     return { subject: null, spkiSha256: null };
   }
@@ -32,7 +32,7 @@ export function leafSummary(chainPem: Buffer): SignerSummary {
 
 /** The installed-firmware summary of a manifest (pure). */
 export function installedFrom(manifestBytes: Buffer, signers: readonly SignerSummary[]): InstalledFirmware {
-  const manifestSha256 = createHash('sha256').update(manifestBytes).digest('hex');
+  const manifestSha256 = sha256Hex(manifestBytes);
   const m = JSON.parse(manifestBytes.toString('utf8')) as Manifest;
   const byRole = (role: string) => m.artifacts.find((a) => a.role === role)?.sha256 ?? null;
   return {
