@@ -27,21 +27,11 @@ export interface DeviceIdentity {
   readonly certificateSha256: string;
 }
 
-export interface StatementFlow {
-  readonly direction: FlowEntry['direction'];
-  readonly proto: string;
-  readonly src: string;
-  readonly dst: string;
-  readonly dport: number | null;
-  readonly count: number;
-  readonly firstSeen: string;
-  readonly lastSeen: string;
-  readonly rule: string | null;
-  readonly process: { readonly pid: number; readonly exe: string | null; readonly sha256: string | null } | null;
-  readonly uids: readonly number[];
-  readonly srcMac: string | null;
-  readonly source: FlowEntry['source'];
-}
+/** A flow as the statement lists it: the FlowEntry fields, named one by one so a new FlowEntry field is not signed unnoticed. */
+export type StatementFlow = Pick<
+  FlowEntry,
+  'direction' | 'proto' | 'src' | 'dst' | 'dport' | 'count' | 'firstSeen' | 'lastSeen' | 'rule' | 'process' | 'uids' | 'srcMac' | 'source'
+>;
 
 export interface EgressPredicate {
   readonly nonce: string;
@@ -108,7 +98,8 @@ export function buildStatement(args: { snapshot: EgressSnapshot; nonce: string; 
         counters: o.counters,
         undeclaredByUid: o.undeclaredByUid,
       },
-      flows: s.flows.map((f) => ({
+      // Explicit field-by-field copy: this is the allowlist of signed flow fields.
+      flows: s.flows.map((f): StatementFlow => ({
         direction: f.direction,
         proto: f.proto,
         src: f.src,

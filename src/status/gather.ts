@@ -48,7 +48,7 @@ export function egressFromSnapshot(s: EgressSnapshot): EgressFacts {
     .filter((f) => f.rule === null)
     .sort((a, b) => (a.lastSeen < b.lastSeen ? 1 : a.lastSeen > b.lastSeen ? -1 : 0))
     .slice(0, UNDECLARED_FLOWS_SHOWN)
-    .map((f) => ({
+    .map((f): EgressFlowFacts => ({
       direction: f.direction,
       proto: f.proto,
       src: f.src,

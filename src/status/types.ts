@@ -5,6 +5,7 @@
  * `glassbox status`, `provision import`'s checklist, `/v1/status` and the
  * status page.
  */
+import type { FlowEntry } from '../egress/types.js';
 import type { EgressRule } from '../manifest/types.js';
 import type { HealthPayload, InstalledFirmware, SlotSummary } from '../telemetry/payloads.js';
 
@@ -96,18 +97,11 @@ export interface FirmwareFacts {
   readonly error: string | null;
 }
 
-export interface EgressFlowFacts {
-  readonly direction: 'local' | 'forwarded';
-  readonly proto: string;
-  readonly src: string;
-  readonly dst: string;
-  readonly dport: number | null;
-  readonly count: number;
-  readonly firstSeen: string;
-  readonly lastSeen: string;
-  readonly rule: string | null;
+/** An undeclared flow as the page shows it: FlowEntry's fields, with the process in words. */
+export type EgressFlowFacts = Pick<FlowEntry, 'direction' | 'proto' | 'src' | 'dst' | 'dport' | 'count' | 'firstSeen' | 'lastSeen' | 'rule'> & {
+  /** "<exe> (pid N)", "device <mac>", or null. */
   readonly process: string | null;
-}
+};
 
 export interface EgressFacts {
   readonly verdict: 'clean' | 'incomplete' | 'undeclared-egress';
