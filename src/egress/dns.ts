@@ -17,6 +17,10 @@ export interface DnsOptions {
   /** TTLs above this are lowered to it. */
   readonly maxTtlSeconds?: number;
   readonly timeoutMs?: number;
+  /** Retry delay after a failed resolution, doubling with each further failure (default 2). */
+  readonly retryBaseSeconds?: number;
+  /** Longest retry delay after failures (default 60). */
+  readonly retryMaxSeconds?: number;
 }
 
 export interface Resolution {
@@ -35,6 +39,10 @@ export class HostResolver {
   readonly grace: number;
   readonly minTtl: number;
   readonly maxTtl: number;
+  readonly retryBase: number;
+  readonly retryMax: number;
+  /** Consecutive failed resolutions per name (bounded by the declared names; cleared on success). */
+  private readonly failures = new Map<string, number>();
 
   constructor(opts: DnsOptions = {}) {
     this.resolver = new Resolver({ timeout: opts.timeoutMs ?? 2000, tries: 2 });
@@ -42,6 +50,8 @@ export class HostResolver {
     this.grace = opts.graceSeconds ?? 1;
     this.minTtl = opts.minTtlSeconds ?? 1;
     this.maxTtl = opts.maxTtlSeconds ?? 3600;
+    this.retryBase = Math.max(this.minTtl, opts.retryBaseSeconds ?? 2);
+    this.retryMax = Math.max(this.retryBase, opts.retryMaxSeconds ?? 60);
   }
 
   async resolve(host: string): Promise<Resolution> {
@@ -62,13 +72,28 @@ export class HostResolver {
       }
     };
     await Promise.all([one(4), one(6)]);
-    const ttl = Number.isFinite(minTtl) ? minTtl : this.minTtl * 5;
-    // Refresh at 80 % of the shortest TTL so that live addresses never lapse.
-    const refreshSeconds = errors.length > 0 ? Math.max(this.minTtl, 2) : Math.max(this.minTtl, ttl * 0.8);
+    let refreshSeconds: number;
+    if (errors.length > 0 || out.length === 0) {
+      // Failed (or no address at all): back off exponentially, retryBase doubling to retryMax.
+      const n = (this.failures.get(host) ?? 0) + 1;
+      this.failures.set(host, n);
+      refreshSeconds = retryDelaySeconds(n, this.retryBase, this.retryMax);
+      // Some addresses did resolve (e.g. A answered, AAAA timed out): never let them lapse while backing off.
+      if (out.length > 0) refreshSeconds = Math.min(refreshSeconds, Math.max(this.minTtl, minTtl * 0.8));
+    } else {
+      this.failures.delete(host);
+      // Refresh at 80 % of the shortest TTL so that live addresses never lapse.
+      refreshSeconds = Math.max(this.minTtl, minTtl * 0.8);
+    }
     return { host, addresses: out, refreshSeconds, error: errors.length > 0 ? errors.join('; ') : null };
   }
 
   cancel(): void {
     this.resolver.cancel();
   }
+}
+
+/** Delay before retry after the n-th consecutive failure (n ≥ 1): base · 2^(n−1), at most max. Pure. */
+export function retryDelaySeconds(n: number, base: number, max: number): number {
+  return Math.min(max, base * 2 ** Math.min(Math.max(n - 1, 0), 30));
 }

@@ -120,6 +120,8 @@ interface AlertState {
 
 /** Ceiling of the adaptive counter-poll interval when nothing changes (ms). */
 const IDLE_POLL_MAX_MS = 5000;
+/** Longest time the saved heartbeat may lag when nothing but the heartbeat moved (bounds the gap precision after a crash). */
+const HEARTBEAT_SAVE_MS = 30_000;
 
 const silent: EgressLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -218,13 +220,16 @@ export class EgressService {
       onEvent: (ev) => this.onEvent(ev),
       onOverrun: () => {
         if (this.ledger) this.ledger.data.readerOverruns++;
+        this.dirty = true;
         this.log.warn({}, 'conntrack reported lost events (ENOBUFS)');
       },
       onMalformed: () => {
         if (this.ledger) this.ledger.data.malformedLines++;
+        this.dirty = true;
       },
       onDropped: (bytes) => {
         if (this.ledger) this.ledger.data.readerDroppedBytes += bytes;
+        this.dirty = true;
       },
       onHandoverFault: (reason) => {
         if (this.ledger) this.ledger.data.handoverFaults = (this.ledger.data.handoverFaults ?? 0) + 1;
@@ -467,6 +472,7 @@ export class EgressService {
     const counters = readCounters(listing, this.table);
     if (counters === null) return;
     const now = this.now();
+    const before = kernelStateKey(ledger.data);
     ledger.kernelCounters(totalsFromKernel(counters, this.policyInfo?.rules ?? null), readUndeclaredUids(listing, this.table), now);
     for (const [ip, mac] of readForwardSources(listing, this.table)) {
       if (this.macs.size < 4096 || this.macs.has(ip)) this.macs.set(ip, mac);
@@ -487,7 +493,8 @@ export class EgressService {
     }
     this.lastUndeclared = undeclared;
     this.flushAlerts();
-    this.dirty = true;
+    // Only a real change makes the ledger dirty; the heartbeat alone is saved at most every HEARTBEAT_SAVE_MS.
+    if (kernelStateKey(ledger.data) !== before) this.dirty = true;
   }
 
   private hostIntruders(listing: unknown, nowMs: number): string[] {
@@ -523,7 +530,10 @@ export class EgressService {
         family: ev.family,
         src: ev.src,
         sport: ev.sport,
-        done: (p) => ledger.attachProcess(flow, p),
+        done: (p) => {
+          ledger.attachProcess(flow, p);
+          this.dirty = true;
+        },
       });
     }
   }
@@ -598,7 +608,10 @@ export class EgressService {
     for (const f of ledger.flows()) {
       if (f.direction === 'forwarded' && f.srcMac === null) {
         const mac = this.macs.get(f.src);
-        if (mac) ledger.setMac(f, mac);
+        if (mac) {
+          ledger.setMac(f, mac);
+          this.dirty = true;
+        }
       }
     }
   }
@@ -674,12 +687,22 @@ export class EgressService {
   private async save(force: boolean): Promise<void> {
     if (!this.ledger) return;
     const nowMs = Date.now();
-    if (!force && (!this.dirty || nowMs - this.lastSave < 2000)) return;
+    if (!force) {
+      const since = nowMs - this.lastSave;
+      // A real change is saved within 2 s; a heartbeat alone at most every HEARTBEAT_SAVE_MS
+      // (so a gap after a crash starts up to that much before the daemon actually stopped).
+      if (this.dirty ? since < 2000 : since < HEARTBEAT_SAVE_MS) return;
+    }
     this.dirty = false;
     this.lastSave = nowMs;
     const data: LedgerData = this.ledger.toJSON();
     await this.store.save(data).catch((e) => this.log.error({ err: String(e) }, 'egress ledger not saved'));
   }
+}
+
+/** What a counter read can change in the ledger (compared before/after to tell a real change from a mere heartbeat). */
+function kernelStateKey(d: LedgerData): string {
+  return JSON.stringify([d.lastKernel, d.base, d.undeclaredByUidLast, d.denied, d.recorded, d.countersWentBackwards, d.integrityEvents.length, d.integrityOmitted]);
 }
 
 function sha256(text: string | Buffer): string {

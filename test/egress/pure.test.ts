@@ -5,6 +5,7 @@ import { decodeMark, encodeMark } from '../../src/egress/mark.js';
 import { buildTableScript, hostRefreshScript, readCounters, readDenied, rulesetDigest, RulesetError } from '../../src/egress/ruleset.js';
 import { Ledger, judge, newLedger, totalsFromKernel, ZERO_TOTALS } from '../../src/egress/ledger.js';
 import { parseProcNet, socketInode } from '../../src/egress/procnet.js';
+import { retryDelaySeconds } from '../../src/egress/dns.js';
 import { MARKER_DST, MARKER_SRC, SegmentCut, markerArgv, markerText, type Marker } from '../../src/egress/handover.js';
 import type { EgressRule } from '../../src/manifest/types.js';
 import type { PolicyInfo } from '../../src/egress/types.js';
@@ -240,5 +241,11 @@ describe('/proc/net parsing', () => {
     expect(parseProcNet(v6, 6)[0]).toMatchObject({ localAddress: '2001:db8::1', localPort: 80, inode: 777 });
     expect(socketInode('socket:[42]')).toBe(42);
     expect(socketInode('pipe:[42]')).toBeNull();
+  });
+});
+
+describe('dns retry backoff', () => {
+  it('doubles from the base to the cap', () => {
+    expect([1, 2, 3, 4, 5, 6, 7, 100].map((n) => retryDelaySeconds(n, 2, 60))).toEqual([2, 4, 8, 16, 32, 60, 60, 60]);
   });
 });
