@@ -4,11 +4,11 @@
  */
 import type { VerifyReport } from './types.js';
 
-export type VerifyReportJson = Omit<VerifyReport, 'manifestBytes' | 'manifestObject' | 'newTrustPolicy'>;
+export type VerifyReportJson = Omit<VerifyReport, 'manifestBytes' | 'manifestObject' | 'newTrustPolicy' | 'signatures'>;
 
 /** The report as printed by --json: every field but the raw manifest and policy bytes. */
 export function verifyReportJson(report: VerifyReport): VerifyReportJson {
-  const { manifestBytes: _bytes, manifestObject: _object, newTrustPolicy: _policy, ...rest } = report;
+  const { manifestBytes: _bytes, manifestObject: _object, newTrustPolicy: _policy, signatures: _signatures, ...rest } = report;
   return rest;
 }
 

@@ -1,6 +1,6 @@
 import type { RejectionCode } from './codes.js';
 import type { Manifest, ManifestArtifact } from '../manifest/types.js';
-import type { SignerReport, TrustAnchors } from '../trust/types.js';
+import type { SignatureEntry, SignerReport, TrustAnchors } from '../trust/types.js';
 
 /** Everything the verifier judges against. Time and trust come in; nothing is read from the outside. */
 export interface VerifyContext {
@@ -71,6 +71,8 @@ export interface VerifyReport {
   /** Present when ok: the parsed manifest and its exact bytes (for install and telemetry). */
   readonly manifestObject?: Manifest;
   readonly manifestBytes?: Buffer;
+  /** Present when ok: the signature pairs judged (index order, each pair complete), so an installer can store them without reading the bundle again. */
+  readonly signatures?: readonly SignatureEntry[];
   /** Present when ok and the bundle carried a `trust` artifact that met both thresholds. */
   readonly newTrustPolicy?: Buffer;
   /** Present when a `trust` artifact's digest matched and it was judged as a policy: the signers judged against the NEW policy. */

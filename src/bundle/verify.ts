@@ -97,6 +97,8 @@ class Verification {
   #manifestSha256 = '';
   #manifest: Manifest | null = null;
   readonly #pairs = new Map<number, { sig?: Buffer; pem?: Buffer }>();
+  /** The signature pairs, collected once when the signers are judged. */
+  #signatures: SignatureEntry[] = [];
   #judgement: SignersJudgement | null = null;
   #hardwareCheck: VerifyReport['hardwareCheck'];
   readonly #outcomes = new Map<string, ArtifactOutcome>();
@@ -117,9 +119,12 @@ class Verification {
           case 'entry':
             await this.#entry(ev.path, ev.type, ev.size, ev.linkpath, ev.offset);
             break;
-          case 'data':
-            await this.#data(ev.chunk);
+          case 'data': {
+            // Only a sink's write is asynchronous: no promise per chunk without one.
+            const written = this.#data(ev.chunk);
+            if (written) await written;
             break;
+          }
           case 'entry-end':
             await this.#entryEnd();
             break;
@@ -173,13 +178,13 @@ class Verification {
     }
   }
 
-  async #data(chunk: Buffer): Promise<void> {
+  #data(chunk: Buffer): Promise<void> | undefined {
     const c = this.#consumer;
     if (c === null) throw new Error('tar data outside an entry');
     if (c.kind === 'buffer') {
       chunk.copy(c.bytes, c.filled);
       c.filled += chunk.length;
-      return;
+      return undefined;
     }
     // The reader never delivers more than the header's size, which matched the
     // manifest's; the check stays as the last line of the endless-data defence.
@@ -190,7 +195,7 @@ class Verification {
     c.hash.update(chunk);
     if (c.held) chunk.copy(c.held, c.received);
     c.received += chunk.length;
-    if (c.writer) await c.writer.write(chunk);
+    return c.writer?.write(chunk);
   }
 
   async #entryEnd(): Promise<void> {
@@ -250,7 +255,8 @@ class Verification {
     const bytes = this.#manifestBytes;
     if (manifest === null || bytes === null) throw new Error('judging signers before the manifest');
     const ctx = this.#ctx;
-    const judgement = judgeSigners(bytes, this.#signatureEntries(), ctx.trust, ctx.at);
+    this.#signatures = this.#signatureEntries();
+    const judgement = judgeSigners(bytes, this.#signatures, ctx.trust, ctx.at);
     this.#judgement = judgement;
     if (judgement.code !== null) throw new Stop(judgement.code, judgement.reason ?? judgement.code);
     if (ctx.at.getTime() > Date.parse(manifest.expires)) {
@@ -285,7 +291,7 @@ class Verification {
       this.#outcomes.set(artifact.name, 'THRESHOLD_NOT_MET');
       throw new Stop('THRESHOLD_NOT_MET', `trust artifact ${artifact.name} is not a valid trust policy, so its threshold cannot be met: ${err.message}`);
     }
-    const judgement = judgeSigners(this.#manifestBytes as Buffer, this.#signatureEntries(), anchors, this.#ctx.at);
+    const judgement = judgeSigners(this.#manifestBytes as Buffer, this.#signatures, anchors, this.#ctx.at);
     this.#trustRotation = {
       artifact: artifact.name,
       policySha256: anchors.sha256,
@@ -360,6 +366,7 @@ class Verification {
       ...report,
       manifestObject: m,
       manifestBytes: this.#manifestBytes,
+      signatures: this.#signatures,
       ...(this.#newTrustPolicy ? { newTrustPolicy: this.#newTrustPolicy } : {}),
     };
   }

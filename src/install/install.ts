@@ -26,7 +26,6 @@ import type { VerifyReport } from '../bundle/types.js';
 import { loadTrustAnchors } from '../trust/policy.js';
 import { GlassboxError, describeError } from '../errors.js';
 import { InstallError } from './errors.js';
-import { HeadCapture } from './head-capture.js';
 import { appendJournal, type JournalEntry } from './journal.js';
 import { acquireLock, sweepLockLeftovers } from './lock.js';
 import { SlotSink } from './sink.js';
@@ -96,11 +95,10 @@ export async function installBundle(opts: InstallOptions): Promise<InstallResult
     const when = verificationTime(opts.clock, state);
     staging = await store.stage(target);
     const sink = new SlotSink(staging);
-    const head = new HeadCapture();
 
     let report: VerifyReport;
     try {
-      report = await verifyBundle(head.tap(opts.source), { trust, at: when, hardware: state.hardware, securityFloor: state.securityFloor }, sink);
+      report = await verifyBundle(opts.source, { trust, at: when, hardware: state.hardware, securityFloor: state.securityFloor }, sink);
     } catch (err) {
       if (sink.failure) throw sink.failure;
       if (err instanceof InstallError) throw err;
@@ -130,9 +128,12 @@ export async function installBundle(opts: InstallOptions): Promise<InstallResult
 
     const manifestBytes = report.manifestBytes;
     const manifest = report.manifestObject;
-    if (!manifestBytes || !manifest || !report.manifest) throw new InstallError('STATE_IO', 'the verifier accepted the bundle but returned no manifest bytes');
+    const signatures = report.signatures;
+    if (!manifestBytes || !manifest || !report.manifest || !signatures) {
+      throw new InstallError('STATE_IO', 'the verifier accepted the bundle but returned no manifest bytes or signatures');
+    }
     await staging.writeManifest(manifestBytes);
-    await staging.writeSignatures(await head.signatures());
+    await staging.writeSignatures(signatures);
     await staging.seal();
 
     let trustPolicy: string | null = null;

@@ -50,7 +50,6 @@ class DirectoryFileWriter implements SlotFileWriter {
   #error: unknown = null;
   readonly #free: Buffer[] = [];
   readonly #inFlight: Array<Promise<void>> = [];
-  #allocated = 0;
 
   constructor(
     private readonly fh: FileHandle,
@@ -60,7 +59,6 @@ class DirectoryFileWriter implements SlotFileWriter {
   #buffer(): Buffer {
     const b = this.#free.pop();
     if (b) return b;
-    this.#allocated += 1;
     return Buffer.allocUnsafe(WRITE_BUFFER_BYTES);
   }
 

@@ -99,6 +99,13 @@ describe('a valid bundle', () => {
     expect(report.manifestBytes?.equals(b.manifestBytes)).toBe(true);
     expect(report.manifestObject?.artifacts).toHaveLength(4);
     expect(report.newTrustPolicy).toBeUndefined();
+    // The judged signature pairs come back, so an installer need not read the bundle again.
+    const data = (path: string): Buffer | undefined => b.entries.find((e) => e.path === path)?.data;
+    expect(report.signatures?.map((s) => s.index)).toEqual([1, 2]);
+    for (const s of report.signatures ?? []) {
+      expect(s.signature.equals(data(`signatures/${s.index}.sig`)!)).toBe(true);
+      expect(s.chainPem.equals(data(`signatures/${s.index}.pem`)!)).toBe(true);
+    }
   });
 
   test('whatever the chunk size of the source', async () => {
