@@ -256,6 +256,7 @@ export class EgressService {
       this.resolver?.cancel();
       this.attributor?.stop();
       await this.reader.stop().catch(() => undefined);
+      await this.nft.close();
       throw e;
     }
     this.running = true;
@@ -311,6 +312,7 @@ export class EgressService {
       const listing = await this.nft.listTable(this.table).catch(() => null);
       if (listing !== null) this.readKernel(listing);
     });
+    await this.nft.close();
     this.ledger?.heartbeat(this.now());
     await this.save(true);
     this.log.info({}, 'egress observer stopped (the table stays loaded)');
