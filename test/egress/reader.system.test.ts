@@ -6,11 +6,14 @@
  * (integrity.system.test.ts stops that one).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ConntrackReader } from '../../src/egress/conntrack-reader.js';
+import type { ConntrackEvent } from '../../src/egress/conntrack-parse.js';
 import { requireSystem } from '../helpers/system.js';
-import { ADDR, createLab, type Lab } from '../helpers/netns.js';
-import { builtObserverMissing, runRogue, startObserver, type RunningObserver } from './lab-observer.js';
+import { ADDR, createLab, waitFor, type Lab } from '../helpers/netns.js';
+import { BROKER_NAME, builtObserverMissing, runRogue, startObserver, type RunningObserver } from './lab-observer.js';
 
 const missing = requireSystem(['ip', 'nft', 'conntrack', 'dnsmasq', 'setpriv'], { root: true }) ?? builtObserverMissing();
 
@@ -67,5 +70,63 @@ describe.skipIf(missing)(`the detail reader's spool${missing ? ` (skipped: ${mis
     expect(snap.observation.flowsCounted - before.observation.flowsCounted).toBeGreaterThanOrEqual(3000);
     expect(snap.observation.eventsLost).toBe(0);
     expect(snap.verdict).toBe('clean');
+  }, 60_000);
+});
+
+describe.skipIf(missing)(`an idle detail reader${missing ? ` (skipped: ${missing})` : ''}`, () => {
+  let lab: Lab;
+  let obs: RunningObserver;
+  let reader: ConntrackReader;
+  let spool: string;
+  const arrivals: Array<{ at: number; event: ConntrackEvent }> = [];
+
+  beforeAll(async () => {
+    // The broker's name answered with a long TTL: the observer's refreshes (or retries) of it would be flows, not quiet.
+    lab = await createLab({ dnsTtl: 300, hosts: { [BROKER_NAME]: ADDR.broker } });
+    // The observer loads the glassbox table (it marks the flows the reader listens for).
+    obs = await startObserver(lab, { name: 'idle' });
+    spool = await mkdtemp(join(tmpdir(), 'gb-reader-idle-'));
+    const errors: string[] = [];
+    reader = new ConntrackReader({
+      command: ['ip', 'netns', 'exec', lab.rec, 'conntrack'],
+      spoolDir: spool,
+      onEvent: (event) => arrivals.push({ at: Date.now(), event }),
+      onOverrun: () => errors.push('overrun'),
+      onMalformed: (r) => errors.push(r),
+      onDropped: () => errors.push('dropped'),
+      onHandoverFault: (r) => errors.push(r),
+      onGap: () => errors.push('gap'),
+      onError: (m) => errors.push(m),
+      now: () => new Date(),
+    });
+    await reader.start();
+  }, 60_000);
+  afterAll(async () => {
+    await reader?.stop();
+    await obs?.stop();
+    await lab?.teardown();
+    if (spool) await rm(spool, { recursive: true, force: true });
+  });
+
+  it('stops polling the spool when nothing comes, and still reads the next flow at once', async () => {
+    // 20 ms doubling to 250 ms, then a pass at 250 ms that finds nothing: the watch takes over.
+    await waitFor(() => reader.watching, 3000, 'the reader watching the spool');
+    const passes = reader.passes;
+    const quietFrom = arrivals.length;
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(arrivals.slice(quietFrom).map((a) => `${a.event.proto} ${a.event.src} -> ${a.event.dst}:${a.event.dport}`)).toEqual([]);
+    // Polling at 250 ms would have made 8 passes; watching makes none (the safety poll is every 10 s).
+    expect(reader.passes - passes).toBeLessThanOrEqual(1);
+    expect(reader.watching).toBe(true);
+
+    const before = arrivals.length;
+    const flow = await runRogue(lab, lab.rec, { host: ADDR.cam, tcpPort: 554, udpPort: 9, tcp: 1, udp: 0 });
+    await waitFor(() => arrivals.length > before, 3000, 'the flow read from the spool');
+    const first = arrivals[before]!;
+    expect(first.event.dst).toBe(ADDR.cam);
+    // Only the watch can have woken the reader this soon (no poll was pending for 10 s).
+    const latency = first.at - flow.firstFlowAt;
+    console.log(`idle reader: ${reader.passes - passes} passes in 2 s of quiet; first flow read ${latency} ms after it began`);
+    expect(latency).toBeLessThan(1000);
   }, 60_000);
 });

@@ -5,7 +5,7 @@
  *   WAN ns  ──veth──  recorder ns  ──veth──  camera ns
  *   192.0.2.2/24      192.0.2.1/24 | 198.51.100.1/24   198.51.100.2/24
  *   + 192.0.2.10, 192.0.2.11 (declared broker, two addresses)
- *   + 192.0.2.53 (DNS: dnsmasq, addn-hosts, short TTL)
+ *   + 192.0.2.53 (DNS: dnsmasq, addn-hosts, short TTL, authoritative for .example)
  *   + 203.0.113.66 (the undeclared host: TCP 7000 and UDP 9999 listeners)
  *
  * The recorder routes for the camera (ip_forward=1 in its namespace; no
@@ -181,6 +181,9 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     dnsmasq = lab.spawn(wan, [
       'dnsmasq', '--keep-in-foreground', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', `--addn-hosts=${hostsFile}`,
       `--local-ttl=${dnsTtl}`, `--listen-address=${ADDR.dns}`, '--bind-interfaces', '--port=53', '--pid-file=', '--user=root', '--no-negcache',
+      // Authoritative for the reserved .example names the lab uses: a name with only an A record gets
+      // "no data" for AAAA, as from a real resolver, not REFUSED (which the observer rightly retries).
+      '--local=/example/',
     ]);
     // The undeclared host: accept-and-close TCP, and a UDP sink.
     const sinkJs = join(dir, 'sink.cjs');
