@@ -166,7 +166,12 @@ export function createService(ctx: DaemonContext): DaemonService | null {
       await api?.stop();
       if (running) {
         await egress.stop();
-        if (!settings.keepTableOnStop) await egress.removeTable().catch((e: unknown) => log.warn({ err: String(e) }, 'egress table not removed'));
+        if (!settings.keepTableOnStop) {
+          await egress.removeTable().then(
+            () => log.info({}, 'egress table removed (egress.keepTableOnStop is false)'),
+            (e: unknown) => log.warn({ err: String(e) }, 'egress table not removed'),
+          );
+        }
       }
     },
   };
