@@ -24,7 +24,25 @@ import type { KeyPurpose } from '../trust/types.js';
 /** EKU OIDs per purpose (the same table the chain rules use). */
 export const EKU_OIDS: Readonly<Record<KeyPurpose, string>> = EKU_OID;
 
-export const KeyUsage = x509.KeyUsageFlags;
+type KeyUsageFlagsEnum = typeof x509.KeyUsageFlags;
+
+/**
+ * The keyUsage bits as @peculiar/x509 numbers them (its KeyUsageFlags enum),
+ * as a plain table: reading the enum itself would load the library (≈ 75 ms)
+ * in every module that imports this one, certificates used or not. The
+ * `satisfies` makes the compiler check every value against the library's.
+ */
+export const KeyUsage = {
+  digitalSignature: 1,
+  nonRepudiation: 2,
+  keyEncipherment: 4,
+  dataEncipherment: 8,
+  keyAgreement: 16,
+  keyCertSign: 32,
+  cRLSign: 64,
+  encipherOnly: 128,
+  decipherOnly: 256,
+} as const satisfies { readonly [K in keyof KeyUsageFlagsEnum]: KeyUsageFlagsEnum[K] };
 
 /** A key with its certificate. `pem` is the certificate alone. */
 export interface CertifiedKey {
