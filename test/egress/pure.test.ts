@@ -9,6 +9,8 @@ import { retryDelaySeconds } from '../../src/egress/dns.js';
 import { MARKER_DST, MARKER_SRC, SegmentCut, markerArgv, markerText, type Marker } from '../../src/egress/handover.js';
 import type { EgressRule } from '../../src/manifest/types.js';
 import type { PolicyInfo } from '../../src/egress/types.js';
+import { createHash } from 'node:crypto';
+import { canonicalJson } from '../../src/manifest/canonical.js';
 
 const rules: EgressRule[] = [
   { id: 'dns', purpose: 'dns', proto: 'udp', port: 53, cidr: '192.0.2.53/32' },
@@ -155,6 +157,33 @@ describe('reading the table back', () => {
     expect(rulesetDigest(listing(500, true), 'glassbox')).toBe(d);
     expect(rulesetDigest(listing(1, false, 'drop'), 'glassbox')).not.toBe(d);
     expect(rulesetDigest({ nftables: [] }, 'glassbox')).toBeNull();
+  });
+  it('keeps the digest of earlier versions (ledgers saved by them stay comparable)', () => {
+    // The value the RFC 8785 canonicalizer gave for this listing before the JSON.stringify fast path.
+    expect(rulesetDigest(listing(1), 'glassbox')).toBe('16b13c9adf83293a1ca5e666dafc18d5f5ec3fe083ed2b6f1429a1057dc7082a');
+  });
+  it('digests any JSON in the table exactly as the RFC 8785 canonicalizer would, whatever the key order', () => {
+    const sha = (t: string) => createHash('sha256').update(t).digest('hex');
+    const dropsNothing = (v: unknown) => !/"(handle|packets|bytes)":/.test(JSON.stringify(v));
+    const shuffled = (v: unknown): unknown => {
+      if (Array.isArray(v)) return v.map(shuffled);
+      if (v === null || typeof v !== 'object') return v;
+      const out: Record<string, unknown> = {};
+      for (const k of Object.keys(v).reverse()) Object.defineProperty(out, k, { value: shuffled((v as Record<string, unknown>)[k]), enumerable: true, writable: true, configurable: true });
+      return out;
+    };
+    fc.assert(
+      fc.property(fc.jsonValue().filter(dropsNothing), (expr) => {
+        const table = { table: { family: 'inet', name: 'glassbox' } };
+        const rule = { rule: { chain: 'classify_local', expr, family: 'inet', table: 'glassbox' } };
+        // Parsed from JSON, as nft's output is ("__proto__" then is an ordinary key).
+        const parsed = JSON.parse(JSON.stringify({ nftables: [table, rule] })) as unknown;
+        const expected = sha(canonicalJson(JSON.parse(JSON.stringify([table, rule]))));
+        expect(rulesetDigest(parsed, 'glassbox')).toBe(expected);
+        expect(rulesetDigest(shuffled(parsed), 'glassbox')).toBe(expected);
+      }),
+      { numRuns: 300 },
+    );
   });
   it('reads counters and denied elements', () => {
     const c = readCounters(listing(7), 'glassbox');
