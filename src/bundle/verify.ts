@@ -46,7 +46,7 @@
 import { createHash, type Hash } from 'node:crypto';
 import { BundleRejected, type RejectionCode } from './codes.js';
 import { BundleLayout, type Rejection } from './layout.js';
-import { readFileChunks, readTar, type ByteSource } from './reader.js';
+import { readFileChunks, readTar, VERIFY_CHUNK_BYTES, type ByteSource } from './reader.js';
 import type { ArtifactReport, ArtifactSink, ArtifactWriter, ManifestSummary, TrustRotationReport, VerifyContext, VerifyReport } from './types.js';
 import { GlassboxError } from '../errors.js';
 import { parseManifest } from '../manifest/parse.js';
@@ -390,8 +390,8 @@ export async function verifyBundle(source: ByteSource, ctx: VerifyContext, sink?
   return new Verification(ctx, sink).run(source);
 }
 
-/** verifyBundle over a file, read in large reused chunks (the fast path for the CLI and the installer). */
+/** verifyBundle over a file, read in two reused chunks of VERIFY_CHUNK_BYTES (the fast path for the CLI). */
 export async function verifyBundleFile(path: string, ctx: VerifyContext, sink?: ArtifactSink): Promise<VerifyReport> {
   checkContext(ctx);
-  return new Verification(ctx, sink).run(readFileChunks(path));
+  return new Verification(ctx, sink).run(readFileChunks(path, VERIFY_CHUNK_BYTES));
 }
