@@ -1,6 +1,6 @@
 import type { RejectionCode } from './codes.js';
 import type { Manifest, ManifestArtifact } from '../manifest/types.js';
-import type { SignatureEntry, SignerReport, TrustAnchors } from '../trust/types.js';
+import type { SignatureEntry, SignerReport, SignersJudgement, TrustAnchors } from '../trust/types.js';
 
 /** Everything the verifier judges against. Time and trust come in; nothing is read from the outside. */
 export interface VerifyContext {
@@ -12,6 +12,30 @@ export interface VerifyContext {
   /** Recorded anti-rollback floor; 0 when none. */
   readonly securityFloor: number;
 }
+
+/**
+ * Who judges the signers (judgeSigners of src/trust/signers.ts) for one
+ * verification. With a VerifyContext the verifier judges in its own thread
+ * against ctx.trust; `glassbox verify` passes one backed by a worker thread
+ * (src/trust/judge-thread.ts) that loads the X.509 library and the policy
+ * while the artifacts are being hashed. Either way the verdict is the same.
+ * A promise that rejects is an internal failure (never a rejection code).
+ */
+export interface SignerJudge {
+  /** judgeSigners of the manifest bytes and signature pairs against the device's trust policy at `at`. */
+  signers(manifestBytes: Buffer, entries: readonly SignatureEntry[], at: Date): Promise<SignersJudgement>;
+  /**
+   * Trust rotation: the bytes of a `trust` artifact loaded as a policy
+   * (loadTrustAnchors) and the same signers judged against it; `invalid`
+   * (the GlassboxError's message) when they are not a valid policy.
+   */
+  rotation(policyBytes: Buffer, manifestBytes: Buffer, entries: readonly SignatureEntry[], at: Date): Promise<RotationJudgement>;
+}
+
+export type RotationJudgement = { readonly ok: true; readonly policySha256: string; readonly judgement: SignersJudgement } | { readonly ok: false; readonly invalid: string };
+
+/** A VerifyContext whose signers are judged by `judge` instead of against `trust` in this thread. */
+export type JudgedVerifyContext = Omit<VerifyContext, 'trust'> & { readonly judge: SignerJudge };
 
 /**
  * Where artifact bytes go while they stream. Verification alone passes no

@@ -19,6 +19,19 @@
  * ok:false. It throws IoError only when the source itself fails, and passes
  * on errors thrown by the sink (the installer's own I/O).
  *
+ * The signers are judged by a SignerJudge: in this thread against ctx.trust
+ * (verifyBundle with a VerifyContext), or elsewhere (a JudgedVerifyContext;
+ * `glassbox verify` judges in a worker thread, which loads the X.509 library
+ * and the policy while this thread hashes). The judge point (first artifact
+ * header, or the end of the archive) STARTS the judgement; reading, matching
+ * and hashing go on while it runs (and stop at the next event once it is
+ * known to have failed), but nothing that follows the judge point decides
+ * the outcome before the judgement is in: a later fault (format,
+ * layout, size, digest, provenance, a source read error) first waits for it,
+ * and the judgement's fault wins, with the report as if reading had stopped
+ * at the judge point. The sink is given nothing, and a trust rotation is not
+ * judged, before the judgement accepted the signers.
+ *
  * Choices where the spec is silent:
  *   - Trust rotation: the `trust` artifact is parsed with loadTrustAnchors
  *     and the same signatures are judged again against the NEW policy at the
@@ -47,13 +60,21 @@ import { createHash, type Hash } from 'node:crypto';
 import { BundleRejected, type RejectionCode } from './codes.js';
 import { BundleLayout, type Rejection } from './layout.js';
 import { readFileChunks, readTar, VERIFY_CHUNK_BYTES, type ByteSource } from './reader.js';
-import type { ArtifactReport, ArtifactSink, ArtifactWriter, ManifestSummary, TrustRotationReport, VerifyContext, VerifyReport } from './types.js';
-import { GlassboxError } from '../errors.js';
+import type {
+  ArtifactReport,
+  ArtifactSink,
+  ArtifactWriter,
+  JudgedVerifyContext,
+  ManifestSummary,
+  SignerJudge,
+  TrustRotationReport,
+  VerifyContext,
+  VerifyReport,
+} from './types.js';
 import { parseManifest } from '../manifest/parse.js';
 import type { Manifest, ManifestArtifact } from '../manifest/types.js';
 import { checkProvenance, describeProvenanceErrors } from '../release/provenance.js';
-import { loadTrustAnchors } from '../trust/policy.js';
-import { judgeSigners } from '../trust/signers.js';
+import { localJudge } from '../trust/judge.js';
 import type { SignatureEntry, SignersJudgement } from '../trust/types.js';
 
 /** Largest `trust` artifact (a trust policy file) the verifier holds in memory. */
@@ -89,7 +110,8 @@ function stopWith(r: Rejection): never {
 }
 
 class Verification {
-  readonly #ctx: VerifyContext;
+  readonly #ctx: JudgedVerifyContext;
+  readonly #judge: SignerJudge;
   readonly #sink: ArtifactSink | undefined;
   readonly #layout = new BundleLayout();
   #consumer: Consumer | null = null;
@@ -100,14 +122,19 @@ class Verification {
   /** The signature pairs, collected once when the signers are judged. */
   #signatures: SignatureEntry[] = [];
   #judgement: SignersJudgement | null = null;
+  /** The judge point's checks (signers, expiry, hardware, rollback), started once: their Stop, or null when all passed. */
+  #judged: Promise<Stop | null> | null = null;
+  /** Set once the judgement is known to have failed: reading stops at the next event. */
+  #judgedFailed = false;
   #hardwareCheck: VerifyReport['hardwareCheck'];
   readonly #outcomes = new Map<string, ArtifactOutcome>();
   #newTrustPolicy: Buffer | undefined;
   #trustRotation: TrustRotationReport | undefined;
   #provenanceCheck: VerifyReport['provenanceCheck'] = 'not-reached';
 
-  constructor(ctx: VerifyContext, sink: ArtifactSink | undefined) {
+  constructor(ctx: JudgedVerifyContext, sink: ArtifactSink | undefined) {
     this.#ctx = ctx;
+    this.#judge = ctx.judge;
     this.#sink = sink;
     this.#hardwareCheck = ctx.hardware === undefined ? 'skipped' : 'not-reached';
   }
@@ -115,6 +142,7 @@ class Verification {
   async run(source: ByteSource): Promise<VerifyReport> {
     try {
       for await (const ev of readTar(source)) {
+        if (this.#judgedFailed) await this.#settle();
         switch (ev.kind) {
           case 'entry':
             await this.#entry(ev.path, ev.type, ev.size, ev.linkpath, ev.offset);
@@ -129,17 +157,19 @@ class Verification {
             await this.#entryEnd();
             break;
           case 'end-of-archive':
-            this.#endOfArchive();
+            await this.#endOfArchive();
             break;
           case 'format':
             throw new Stop('BUNDLE_FORMAT', ev.reason);
           case 'done':
+            await this.#settle();
             return this.#report(null, this.#acceptedReason());
         }
       }
       // readTar always ends with 'done' or 'format'.
       throw new Error('tar reader ended without a verdict');
-    } catch (err) {
+    } catch (caught) {
+      const err = await this.#firstInReadingOrder(caught);
       try {
         await this.#abortWriter();
       } catch (abortErr) {
@@ -163,7 +193,7 @@ class Verification {
         this.#consumer = { kind: 'buffer', part: step.part, index: step.index, bytes: Buffer.alloc(size), filled: 0 };
         return;
       case 'artifact': {
-        if (this.#judgement === null) this.#judge();
+        this.#startJudging();
         const match = this.#layout.artifact(step.name, size);
         if (match.kind === 'reject') {
           if (match.code === 'ARTIFACT_SIZE') this.#outcomes.set(step.name, 'ARTIFACT_SIZE');
@@ -171,6 +201,8 @@ class Verification {
         }
         const { artifact } = match;
         const held = artifact.role === 'trust' || artifact.role === 'provenance' ? Buffer.alloc(artifact.size) : null;
+        // Nothing reaches the sink before the signers are accepted.
+        if (this.#sink) await this.#settle();
         const writer = this.#sink ? await this.#sink.begin(artifact, this.#manifest as Manifest) : null;
         this.#consumer = { kind: 'artifact', artifact, hash: createHash('sha256'), writer, held, received: 0 };
         return;
@@ -217,7 +249,10 @@ class Verification {
       this.#outcomes.set(artifact.name, 'ARTIFACT_DIGEST');
       throw new Stop('ARTIFACT_DIGEST', `artifact ${artifact.name}: sha256 ${digest} differs from the manifest's ${artifact.sha256}`);
     }
-    if (c.held && artifact.role === 'trust') this.#rotateTrust(artifact, c.held);
+    if (c.held && artifact.role === 'trust') {
+      await this.#settle();
+      await this.#rotateTrust(artifact, c.held);
+    }
     if (c.held && artifact.role === 'provenance') this.#checkProvenance(artifact, c.held);
     this.#consumer = null;
     this.#outcomes.set(artifact.name, 'ok');
@@ -249,52 +284,89 @@ class Verification {
       .map(([index, p]) => ({ index, signature: p.sig ?? Buffer.alloc(0), chainPem: p.pem ?? Buffer.alloc(0) }));
   }
 
-  /** The checks made once the signatures are all read, in table order. */
-  #judge(): void {
+  /** The judge point: starts the judgement once (the signatures are all read by now). */
+  #startJudging(): void {
+    if (this.#judged !== null) return;
+    this.#judged = this.#judgeAll();
+    // Awaited by #settle or #firstInReadingOrder; this also keeps a failure from counting as unhandled meanwhile.
+    this.#judged.then(
+      (stop) => void (this.#judgedFailed = stop !== null),
+      () => void (this.#judgedFailed = true),
+    );
+  }
+
+  /** The checks made once the signatures are all read, in table order: the first fault, or null. */
+  async #judgeAll(): Promise<Stop | null> {
     const manifest = this.#manifest;
     const bytes = this.#manifestBytes;
     if (manifest === null || bytes === null) throw new Error('judging signers before the manifest');
     const ctx = this.#ctx;
     this.#signatures = this.#signatureEntries();
-    const judgement = judgeSigners(bytes, this.#signatures, ctx.trust, ctx.at);
+    const judgement = await this.#judge.signers(bytes, this.#signatures, ctx.at);
     this.#judgement = judgement;
-    if (judgement.code !== null) throw new Stop(judgement.code, judgement.reason ?? judgement.code);
+    if (judgement.code !== null) return new Stop(judgement.code, judgement.reason ?? judgement.code);
     if (ctx.at.getTime() > Date.parse(manifest.expires)) {
-      throw new Stop('MANIFEST_EXPIRED', `the manifest expired at ${manifest.expires}; verification time is ${ctx.at.toISOString()}`);
+      return new Stop('MANIFEST_EXPIRED', `the manifest expired at ${manifest.expires}; verification time is ${ctx.at.toISOString()}`);
     }
     if (ctx.hardware !== undefined) {
       const fits = manifest.hardware.includes(ctx.hardware);
       this.#hardwareCheck = fits ? 'matched' : 'mismatch';
       if (!fits) {
-        throw new Stop('HARDWARE_MISMATCH', `hardware model ${JSON.stringify(ctx.hardware)} is not among the manifest's ${JSON.stringify(manifest.hardware)}`);
+        return new Stop('HARDWARE_MISMATCH', `hardware model ${JSON.stringify(ctx.hardware)} is not among the manifest's ${JSON.stringify(manifest.hardware)}`);
       }
     }
     if (manifest.securityVersion < ctx.securityFloor) {
-      throw new Stop('ROLLBACK', `securityVersion ${manifest.securityVersion} is below this device's floor ${ctx.securityFloor}`);
+      return new Stop('ROLLBACK', `securityVersion ${manifest.securityVersion} is below this device's floor ${ctx.securityFloor}`);
     }
+    return null;
   }
 
-  #endOfArchive(): void {
+  /** Waits for the judge point's checks; throws their Stop. */
+  async #settle(): Promise<void> {
+    if (this.#judged === null) throw new Error('verdict before the judge point');
+    const stop = await this.#judged;
+    if (stop !== null) throw stop;
+  }
+
+  /**
+   * What ends the verification when `err` was thrown: a fault met after the
+   * judge point yields to the judgement's fault (or its failure), which came
+   * first in reading order; what was recorded past the judge point is then
+   * forgotten, as if reading had stopped there.
+   */
+  async #firstInReadingOrder(err: unknown): Promise<unknown> {
+    if (this.#judged === null) return err;
+    let first: Stop | null;
+    try {
+      first = await this.#judged;
+    } catch (judgeErr) {
+      return judgeErr;
+    }
+    if (first === null) return err;
+    this.#outcomes.clear();
+    this.#provenanceCheck = 'not-reached';
+    return first;
+  }
+
+  async #endOfArchive(): Promise<void> {
     const end = this.#layout.end();
     if (end.kind === 'reject' && end.code === 'BUNDLE_FORMAT') stopWith(end);
-    if (this.#judgement === null) this.#judge();
+    this.#startJudging();
+    await this.#settle();
     if (end.kind === 'reject') stopWith(end);
   }
 
   /** Trust rotation: the same signatures must also meet the NEW policy's threshold. */
-  #rotateTrust(artifact: ManifestArtifact, bytes: Buffer): void {
-    let anchors;
-    try {
-      anchors = loadTrustAnchors(bytes);
-    } catch (err) {
-      if (!(err instanceof GlassboxError)) throw err;
+  async #rotateTrust(artifact: ManifestArtifact, bytes: Buffer): Promise<void> {
+    const rotation = await this.#judge.rotation(bytes, this.#manifestBytes as Buffer, this.#signatures, this.#ctx.at);
+    if (!rotation.ok) {
       this.#outcomes.set(artifact.name, 'THRESHOLD_NOT_MET');
-      throw new Stop('THRESHOLD_NOT_MET', `trust artifact ${artifact.name} is not a valid trust policy, so its threshold cannot be met: ${err.message}`);
+      throw new Stop('THRESHOLD_NOT_MET', `trust artifact ${artifact.name} is not a valid trust policy, so its threshold cannot be met: ${rotation.invalid}`);
     }
-    const judgement = judgeSigners(this.#manifestBytes as Buffer, this.#signatures, anchors, this.#ctx.at);
+    const { judgement } = rotation;
     this.#trustRotation = {
       artifact: artifact.name,
-      policySha256: anchors.sha256,
+      policySha256: rotation.policySha256,
       threshold: judgement.threshold,
       distinctValid: judgement.distinctValid,
       signers: judgement.signers,
@@ -372,26 +444,37 @@ class Verification {
   }
 }
 
-function checkContext(ctx: VerifyContext): void {
-  if (!ctx || !ctx.trust || !Array.isArray(ctx.trust.roots) || ctx.trust.roots.length === 0) {
-    throw new TypeError('verifyBundle: no trust anchors (fail closed: there is no unverified mode)');
+/** The context with its judge: ctx.judge as given, or one judging against ctx.trust in this thread. */
+function checkContext(ctx: VerifyContext | JudgedVerifyContext): JudgedVerifyContext {
+  if (!ctx) throw new TypeError('verifyBundle: no context');
+  let judged: JudgedVerifyContext;
+  if ('judge' in ctx) {
+    // The judge fails closed itself (the judge thread refuses a policy without roots before it judges).
+    if (!ctx.judge || typeof ctx.judge.signers !== 'function') throw new TypeError('verifyBundle: ctx.judge is not a SignerJudge');
+    judged = ctx;
+  } else {
+    if (!ctx.trust || !Array.isArray(ctx.trust.roots) || ctx.trust.roots.length === 0) {
+      throw new TypeError('verifyBundle: no trust anchors (fail closed: there is no unverified mode)');
+    }
+    const { trust, ...rest } = ctx;
+    judged = { ...rest, judge: localJudge(trust) };
   }
-  if (!(ctx.at instanceof Date) || Number.isNaN(ctx.at.getTime())) throw new TypeError('verifyBundle: ctx.at is not a valid Date');
-  if (!Number.isSafeInteger(ctx.securityFloor) || ctx.securityFloor < 0) throw new TypeError('verifyBundle: ctx.securityFloor must be a non-negative integer');
+  if (!(judged.at instanceof Date) || Number.isNaN(judged.at.getTime())) throw new TypeError('verifyBundle: ctx.at is not a valid Date');
+  if (!Number.isSafeInteger(judged.securityFloor) || judged.securityFloor < 0) throw new TypeError('verifyBundle: ctx.securityFloor must be a non-negative integer');
+  return judged;
 }
 
 /**
  * Verifies a bundle read once from `source`. Returns the report (ok, or one
  * rejection code); throws IoError only when the source fails, and rethrows
- * errors of the sink. See the module comment for the order of checks.
+ * errors of the sink and failures of ctx.judge. See the module comment for
+ * the order of checks.
  */
-export async function verifyBundle(source: ByteSource, ctx: VerifyContext, sink?: ArtifactSink): Promise<VerifyReport> {
-  checkContext(ctx);
-  return new Verification(ctx, sink).run(source);
+export async function verifyBundle(source: ByteSource, ctx: VerifyContext | JudgedVerifyContext, sink?: ArtifactSink): Promise<VerifyReport> {
+  return new Verification(checkContext(ctx), sink).run(source);
 }
 
 /** verifyBundle over a file, read in two reused chunks of VERIFY_CHUNK_BYTES (the fast path for the CLI). */
-export async function verifyBundleFile(path: string, ctx: VerifyContext, sink?: ArtifactSink): Promise<VerifyReport> {
-  checkContext(ctx);
-  return new Verification(ctx, sink).run(readFileChunks(path, VERIFY_CHUNK_BYTES));
+export async function verifyBundleFile(path: string, ctx: VerifyContext | JudgedVerifyContext, sink?: ArtifactSink): Promise<VerifyReport> {
+  return new Verification(checkContext(ctx), sink).run(readFileChunks(path, VERIFY_CHUNK_BYTES));
 }
