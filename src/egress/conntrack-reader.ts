@@ -99,7 +99,7 @@ const READ_BYTES = 256 * 1024;
  */
 const POLL_MIN_MS = 20;
 const POLL_MAX_MS = 250;
-const IDLE_POLL_MS = 10_000;
+const IDLE_POLL_MS = 30_000;
 const SEGMENT_RE = /^conntrack-\d{6,}\.events$/;
 
 export function conntrackArgv(command: readonly string[], bufferBytes: number): string[] {
@@ -503,7 +503,7 @@ export class ConntrackReader {
    * alerts well within their second. Once a pass at the slowest rate (250 ms)
    * finds nothing, the reader watches the spool directory instead (inotify:
    * the next write by conntrack, or a new segment, wakes it) with a safety
-   * poll every 10 s: an idle daemon then wakes for no spool work at all.
+   * poll every 30 s: an idle daemon then wakes for no spool work at all.
    * Each wake-up of an idle Node process costs ~1.3 ms of CPU on the
    * recorder-class VM measured here, so polling four times a second alone
    * cost 0.5–1.4 % of a core (bench:idle, docs/egress.md).

@@ -93,7 +93,7 @@ export interface EgressServiceOptions {
   readonly dns?: DnsOptions;
   /**
    * Counter poll and integrity check interval while anything happens. In observe mode, when a
-   * poll finds nothing new the interval doubles up to max(pollMs, 5000) ms; a conntrack record
+   * poll finds nothing new the interval doubles up to max(pollMs, 15000) ms; a conntrack record
    * or an `nft monitor` event brings it back to pollMs at once. Enforce mode always polls at
    * pollMs. snapshot() always reads the counters afresh.
    */
@@ -118,8 +118,13 @@ interface AlertState {
   source: UndeclaredAlert['source'];
 }
 
-/** Ceiling of the adaptive counter-poll interval when nothing changes (ms). */
-const IDLE_POLL_MAX_MS = 5000;
+/**
+ * Ceiling of the adaptive counter-poll interval when nothing changes (ms). Idle, the poll is a
+ * safety net: `nft monitor` reports table changes at once, each conntrack record (and a
+ * reported loss of records) brings the fast rate back, and snapshot() reads the counters
+ * afresh. Each poll wakes the daemon and nft (bench:idle).
+ */
+const IDLE_POLL_MAX_MS = 15_000;
 /** Longest time the saved heartbeat may lag when nothing but the heartbeat moved (bounds the gap precision after a crash). */
 const HEARTBEAT_SAVE_MS = 30_000;
 
@@ -222,6 +227,8 @@ export class EgressService {
         if (this.ledger) this.ledger.data.readerOverruns++;
         this.dirty = true;
         this.log.warn({}, 'conntrack reported lost events (ENOBUFS)');
+        // Details were lost: the counters are now the only prompt source of alerts.
+        this.wake();
       },
       onMalformed: () => {
         if (this.ledger) this.ledger.data.malformedLines++;
