@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { readFileChunks, readTar, SourceReadError, type TarEvent } from '../../src/bundle/reader.js';
+import { readFileChunks, readFileChunksInline, readTar, SourceReadError, type TarEvent } from '../../src/bundle/reader.js';
 import { IoError } from '../../src/errors.js';
 import {
   chunked,
@@ -273,6 +273,41 @@ describe('the source', () => {
       await expect(async () => {
         for await (const c of readFileChunks(join(dir, 'absent'))) void c;
       }).rejects.toBeInstanceOf(IoError);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('readFileChunksInline yields the file exactly, lets the event loop run, and refuses what it cannot read', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'gbx-reader-'));
+    try {
+      const data = randomBytes(100_003);
+      const path = join(dir, 'f');
+      await writeFile(path, data);
+      for (const size of [4096, 100_003, 1 << 20]) {
+        const parts: Buffer[] = [];
+        for await (const c of readFileChunksInline(path, size)) parts.push(Buffer.from(c));
+        expect(Buffer.concat(parts).equals(data)).toBe(true);
+      }
+      // With a yield every 8 KiB, an immediate queued before reading runs before the read ends.
+      let ran = false;
+      setImmediate(() => (ran = true));
+      let seenBeforeEnd = false;
+      for await (const c of readFileChunksInline(path, 4096, 8192)) {
+        void c;
+        seenBeforeEnd ||= ran;
+      }
+      expect(seenBeforeEnd).toBe(true);
+      const empty = join(dir, 'empty');
+      await writeFile(empty, '');
+      const parts: Buffer[] = [];
+      for await (const c of readFileChunksInline(empty)) parts.push(c);
+      expect(parts).toEqual([]);
+      for (const bad of [join(dir, 'absent'), dir]) {
+        await expect(async () => {
+          for await (const c of readFileChunksInline(bad)) void c;
+        }, bad).rejects.toBeInstanceOf(IoError);
+      }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
