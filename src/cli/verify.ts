@@ -9,7 +9,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Command } from 'commander';
-import type { VerifyContext } from '../bundle/types.js';
+import type { JudgedVerifyContext, VerifyReport } from '../bundle/types.js';
 import { IoError, UsageError, describeError } from '../errors.js';
 import { runCommand, type CliIO } from './run.js';
 
@@ -87,21 +87,37 @@ export function register(program: Command, io: CliIO): void {
     .option('--json', 'print the whole report as JSON')
     .action(async (bundle: string, flags: VerifyFlags) => {
       await runCommand(io, flags.json === true, async () => {
-        // Loaded here, not at the top: registering the command must not cost
-        // every other command the schema compilation and X.509 setup.
-        const [{ verifyBundle, verifyBundleFile }, { describeVerifyReport, verifyReportJson }, { loadTrustAnchors }] = await Promise.all([
-          import('../bundle/verify.js'),
-          import('../bundle/report.js'),
-          import('../trust/policy.js'),
-        ]);
         const at = flags.at === undefined ? new Date() : parseAt(flags.at);
         const securityFloor = parseSecurityFloor(flags.securityFloor ?? '0');
         if (flags.hardware !== undefined && flags.hardware.trim() === '') throw new UsageError('--hardware must not be empty');
-        const trust = loadTrustAnchors(await readPolicy(flags.trust));
-        const ctx: VerifyContext = { trust, at, hardware: flags.hardware, securityFloor };
-        const report = bundle === '-' ? await verifyBundle(process.stdin, ctx) : await verifyBundleFile(bundle, ctx);
-        io.out(flags.json ? JSON.stringify(verifyReportJson(report), null, 2) : describeVerifyReport(report, flags.hardware));
-        return report.ok ? 0 : 1;
+        const policy = await readPolicy(flags.trust);
+        // The signers are judged in a worker thread, started first: it loads
+        // the X.509 library and the policy while this thread loads the
+        // verifier and hashes (src/trust/judge-thread.ts). The verifier is
+        // loaded here, not at the top: registering the command must not cost
+        // every other command its imports.
+        const { startJudgeThread } = await import('../trust/judge-thread.js');
+        const judge = startJudgeThread(policy);
+        try {
+          const [{ verifyBundle, verifyBundleFile }, { describeVerifyReport, verifyReportJson }] = await Promise.all([
+            import('../bundle/verify.js'),
+            import('../bundle/report.js'),
+          ]);
+          const ctx: JudgedVerifyContext = { judge, at, hardware: flags.hardware, securityFloor };
+          let report: VerifyReport;
+          try {
+            report = bundle === '-' ? await verifyBundle(process.stdin, ctx) : await verifyBundleFile(bundle, ctx);
+          } catch (err) {
+            // The policy is read before the bundle: its fault comes first.
+            await judge.ready;
+            throw err;
+          }
+          await judge.ready;
+          io.out(flags.json ? JSON.stringify(verifyReportJson(report), null, 2) : describeVerifyReport(report, flags.hardware));
+          return report.ok ? 0 : 1;
+        } finally {
+          await judge.close();
+        }
       });
     });
 }

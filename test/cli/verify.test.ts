@@ -133,6 +133,15 @@ describe('exit 2: usage and I/O', () => {
     expect(r.stderr.length).toBeGreaterThan(0);
   });
 
+  test('an invalid policy comes first, whatever the bundle (missing, or garbage that would be BUNDLE_FORMAT)', () => {
+    const missing = glassbox(['verify', path('absent.tar'), '--trust', path('policy-invalid.json'), '--json']);
+    const garbage = glassbox(['verify', '-', '--trust', path('policy-invalid.json'), '--json'], Buffer.from('hello'));
+    for (const r of [missing, garbage]) {
+      expect(r.status, r.stdout + r.stderr).toBe(2);
+      expect(JSON.parse(r.stdout)).toMatchObject({ ok: false, code: 'TRUST_POLICY_INVALID' });
+    }
+  });
+
   test('--json on an I/O error prints a JSON error object', () => {
     const r = glassbox(['verify', path('absent.tar'), '--trust', path('policy.json'), '--json']);
     expect(r.status).toBe(2);
