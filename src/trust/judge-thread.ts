@@ -15,8 +15,9 @@
  * runs, verifyBundleFile reading on the main thread): `glassbox verify`
  * 0.943 s median with this thread, 1.021 s judging in the main thread
  * (openssl dgst -sha256 0.792 s); the thread's isolate raises the peak RSS
- * from ≈ 69.5 to ≈ 85.5 MiB. The gain needs the second core: with another
- * process busy on it (load ≈ 3) it fell to nothing in one run.
+ * from ≈ 69.5 to ≈ 85.5 MiB. The gain needs the second core: with one
+ * busy-looping process beside it, 9 alternating runs gave 1.086 s with the
+ * thread and 1.089 s without (openssl 0.817 s): no gain, no loss.
  *
  * The worker runs the same pure functions as the in-thread judge (judgeSigners,
  * judgeRotation); only bytes, times and plain results cross the thread.
