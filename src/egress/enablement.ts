@@ -5,32 +5,65 @@
  *
  * egress.enabled:
  *   false   never loaded.
- *   true    loaded; if the observer cannot run (no CAP_NET_ADMIN, no nft or
- *           conntrack), the API still serves signed attestations, whose
- *           verdict is `incomplete` with the reason.
+ *   true    loaded; if the observer cannot run (no nft or conntrack, or
+ *           neither the daemon nor those tools hold CAP_NET_ADMIN), the
+ *           API still serves signed attestations, whose verdict is
+ *           `incomplete` with the reason.
  *   "auto"  (default) on a recorder in service — a firmware release is
  *           installed in the state directory — like true: the product's
  *           promise is that a recorder can always be asked. With no release
  *           installed there is no policy to judge flows against (and the
  *           daemon is a test rig or a bench setup): off. In --dev mode: on
- *           only when the daemon may administer the network and nft and
- *           conntrack are present (a developer's laptop keeps its ruleset).
+ *           only when nft and conntrack are present and may administer the
+ *           network (a developer's laptop keeps its ruleset).
+ *
+ * Who holds CAP_NET_ADMIN. The observer's netfilter work is done by the
+ * tools it runs (nft, `nft monitor`, `conntrack -E`), never by the daemon
+ * itself. Under systemd the daemon holds the capability and its children
+ * inherit it (root, or AmbientCapabilities). In the container image the
+ * daemon runs as an unprivileged user with no capabilities at all, and only
+ * nft and conntrack carry CAP_NET_ADMIN as file capabilities (Dockerfile).
+ * So the observer can run when the daemon has CAP_NET_ADMIN, or, without
+ * it, when nft and conntrack each complete a read that needs it
+ * (`nft list tables`, `conntrack -C`: both fail with EPERM without it).
+ * Those reads are tried only when the daemon lacks the capability, each
+ * bounded by PROBE_TIMEOUT_MS.
  *
  * decideEgress is pure; probeEgress reads the process's capabilities, PATH
- * and the install state (edge).
+ * and the install state, and runs the two reads (edge).
  */
+import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, readFile } from 'node:fs/promises';
 import { delimiter, join } from 'node:path';
 
 export interface EgressPrerequisites {
-  /** Effective CAP_NET_ADMIN (nftables, conntrack events). */
+  /** The daemon's own effective CAP_NET_ADMIN (the tools it runs inherit it). */
   readonly netAdmin: boolean;
+  /** nft is on PATH and executable by the daemon. */
   readonly nft: boolean;
+  /** conntrack is on PATH and executable by the daemon. */
   readonly conntrack: boolean;
+  /**
+   * The tools, run by the daemon, completed a read that needs CAP_NET_ADMIN
+   * (`nft list tables`, `conntrack -C`), i.e. they hold it themselves (file
+   * capabilities). False when not tried: the tool is absent, or the daemon
+   * has CAP_NET_ADMIN itself.
+   */
+  readonly nftNetAdmin: boolean;
+  readonly conntrackNetAdmin: boolean;
   /** The state directory has an active slot with an installed release. */
   readonly releaseInstalled: boolean;
 }
+
+/** How long each tool read of the probe may take before it counts as failed. */
+export const PROBE_TIMEOUT_MS = 3_000;
+
+/** The reads that need CAP_NET_ADMIN and change nothing. */
+export const NET_ADMIN_READS = {
+  nft: ['list', 'tables'],
+  conntrack: ['-C'],
+} as const satisfies Record<'nft' | 'conntrack', readonly string[]>;
 
 export interface EgressDecision {
   readonly on: boolean;
@@ -40,9 +73,14 @@ export interface EgressDecision {
   readonly why: string;
 }
 
+/** CAP_NET_ADMIN is where it matters: with the daemon (its children inherit it), or with both tools. */
+export function netAdminAvailable(p: EgressPrerequisites): boolean {
+  return p.netAdmin || (p.nftNetAdmin && p.conntrackNetAdmin);
+}
+
 export function missingPrerequisites(p: EgressPrerequisites): string[] {
   const out: string[] = [];
-  if (!p.netAdmin) out.push('CAP_NET_ADMIN');
+  if (!netAdminAvailable(p)) out.push('CAP_NET_ADMIN');
   if (!p.nft) out.push('nft');
   if (!p.conntrack) out.push('conntrack');
   return out;
@@ -55,7 +93,7 @@ export function decideEgress(setting: boolean | 'auto', dev: boolean, p: EgressP
   if (setting === true) return { on: true, missing, why: `egress observer on (egress.enabled is true); ${can}` };
   if (dev) {
     return missing.length === 0
-      ? { on: true, missing, why: 'egress observer on (auto, --dev: the daemon may administer the network and has nft and conntrack)' }
+      ? { on: true, missing, why: `egress observer on (auto, --dev: nft and conntrack are present and ${p.netAdmin ? 'the daemon has CAP_NET_ADMIN' : 'hold CAP_NET_ADMIN themselves'})` }
       : { on: false, missing: [], why: `egress observer off (auto, --dev without ${missing.join(', ')}): no local API, no attestation` };
   }
   return p.releaseInstalled
@@ -70,17 +108,37 @@ export function hasNetAdmin(procStatus: string): boolean {
   return (BigInt(`0x${m[1]}`) & (1n << 12n)) !== 0n;
 }
 
-async function onPath(tool: string, path: string | undefined): Promise<boolean> {
+/** The first executable `tool` on PATH, or null. */
+async function onPath(tool: string, path: string | undefined): Promise<string | null> {
   for (const dir of (path ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(delimiter)) {
     if (dir === '') continue;
+    const file = join(dir, tool);
     try {
-      await access(join(dir, tool), constants.X_OK);
-      return true;
+      await access(file, constants.X_OK);
+      return file;
     } catch {
       /* next */
     }
   }
-  return false;
+  return null;
+}
+
+/**
+ * Runs `file args…` with no input and output discarded; true when it exits
+ * 0 within timeoutMs (it is killed otherwise). Never throws.
+ */
+export function exitsZero(file: string, args: readonly string[], timeoutMs: number, env: Readonly<Record<string, string | undefined>>): Promise<boolean> {
+  return new Promise((resolve) => {
+    let child: ReturnType<typeof spawn>;
+    try {
+      child = spawn(file, args, { stdio: 'ignore', timeout: timeoutMs, killSignal: 'SIGKILL', env: { ...env } });
+    } catch {
+      resolve(false);
+      return;
+    }
+    child.once('error', () => resolve(false));
+    child.once('exit', (code) => resolve(code === 0));
+  });
 }
 
 /** Reads what decideEgress needs. Never throws: what cannot be read counts as absent. */
@@ -91,6 +149,9 @@ export async function probeEgress(stateDir: string, env: Readonly<Record<string,
     onPath('conntrack', env['PATH']),
     readFile(join(stateDir, 'state.json'), 'utf8').catch(() => null),
   ]);
+  const netAdmin = hasNetAdmin(status);
+  const acts = (file: string | null, args: readonly string[]) => (netAdmin || file === null ? Promise.resolve(false) : exitsZero(file, args, PROBE_TIMEOUT_MS, env));
+  const [nftNetAdmin, conntrackNetAdmin] = await Promise.all([acts(nft, NET_ADMIN_READS.nft), acts(conntrack, NET_ADMIN_READS.conntrack)]);
   let releaseInstalled = false;
   if (state !== null && state.length < 1024 * 1024) {
     try {
@@ -100,5 +161,5 @@ export async function probeEgress(stateDir: string, env: Readonly<Record<string,
       releaseInstalled = false;
     }
   }
-  return { netAdmin: hasNetAdmin(status), nft, conntrack, releaseInstalled };
+  return { netAdmin, nft: nft !== null, conntrack: conntrack !== null, nftNetAdmin, conntrackNetAdmin, releaseInstalled };
 }

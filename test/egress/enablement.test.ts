@@ -3,7 +3,9 @@ import { decideEgress, hasNetAdmin, type EgressPrerequisites } from '../../src/e
 import { ConfigError, resolveConfig } from '../../src/config/resolve.js';
 import { DEFAULTS } from '../../src/config/defaults.js';
 
-const all: EgressPrerequisites = { netAdmin: true, nft: true, conntrack: true, releaseInstalled: true };
+const all: EgressPrerequisites = { netAdmin: true, nft: true, conntrack: true, nftNetAdmin: false, conntrackNetAdmin: false, releaseInstalled: true };
+/** The container image: the daemon has no capabilities; nft and conntrack carry CAP_NET_ADMIN as file capabilities. */
+const image: EgressPrerequisites = { ...all, netAdmin: false, nftNetAdmin: true, conntrackNetAdmin: true };
 
 describe('whether the daemon runs the egress observer', () => {
   it('auto: on for a recorder with an installed release, whether or not it can run (then attestations say incomplete)', () => {
@@ -26,8 +28,36 @@ describe('whether the daemon runs the egress observer', () => {
   });
 
   it('true and false are obeyed', () => {
-    expect(decideEgress(true, true, { netAdmin: false, nft: false, conntrack: false, releaseInstalled: false })).toMatchObject({ on: true, missing: ['CAP_NET_ADMIN', 'nft', 'conntrack'] });
+    expect(decideEgress(true, true, { netAdmin: false, nft: false, conntrack: false, nftNetAdmin: false, conntrackNetAdmin: false, releaseInstalled: false })).toMatchObject({ on: true, missing: ['CAP_NET_ADMIN', 'nft', 'conntrack'] });
     expect(decideEgress(false, false, all).on).toBe(false);
+  });
+
+  describe('when the daemon has no CAP_NET_ADMIN but the tools do (the container image)', () => {
+    it('the observer can run: nothing is missing, in service and in --dev', () => {
+      expect(decideEgress('auto', false, image)).toMatchObject({ on: true, missing: [] });
+      expect(decideEgress(true, false, image)).toMatchObject({ on: true, missing: [] });
+      const dev = decideEgress('auto', true, { ...image, releaseInstalled: false });
+      expect(dev.on).toBe(true);
+      expect(dev.why).toMatch(/hold CAP_NET_ADMIN themselves/);
+    });
+
+    it('it cannot when only one of the two tools holds it', () => {
+      expect(decideEgress('auto', false, { ...image, conntrackNetAdmin: false })).toMatchObject({ on: true, missing: ['CAP_NET_ADMIN'] });
+      expect(decideEgress('auto', false, { ...image, nftNetAdmin: false })).toMatchObject({ on: true, missing: ['CAP_NET_ADMIN'] });
+      expect(decideEgress('auto', true, { ...image, nftNetAdmin: false }).on).toBe(false);
+    });
+
+    it('it cannot when neither holds it, and an absent tool is named as well', () => {
+      const none = { ...image, nftNetAdmin: false, conntrackNetAdmin: false };
+      expect(decideEgress('auto', false, none)).toMatchObject({ on: true, missing: ['CAP_NET_ADMIN'] });
+      expect(decideEgress('auto', false, { ...none, conntrack: false })).toMatchObject({ on: true, missing: ['CAP_NET_ADMIN', 'conntrack'] });
+      expect(decideEgress('auto', true, none).why).toMatch(/--dev without CAP_NET_ADMIN/);
+    });
+  });
+
+  it('the daemon\'s own CAP_NET_ADMIN is enough (its children inherit it), whatever the tool reads said', () => {
+    expect(decideEgress('auto', true, { ...all, releaseInstalled: false })).toMatchObject({ on: true, missing: [] });
+    expect(decideEgress('auto', true, { ...all, releaseInstalled: false }).why).toMatch(/the daemon has CAP_NET_ADMIN/);
   });
 
   it('reads CAP_NET_ADMIN (bit 12) from /proc/self/status', () => {
