@@ -26,7 +26,9 @@
  * Refused (a `format` event, which the verifier reports as BUNDLE_FORMAT):
  *   - input that does not start with a POSIX ustar header (magic "ustar\0",
  *     version "00"): not tar, GNU-format tar, compressed input;
- *   - a header with a bad checksum or undecodable numeric field;
+ *   - a header with a bad checksum, a checksum field not in the form tar
+ *     writers use (6 octal digits, NUL and space in either order), or an
+ *     undecodable numeric field;
  *   - a header block that is neither a valid header nor all zeros;
  *   - truncation inside a header, inside data, inside padding, or before
  *     the two zero blocks that end the archive; a lone zero block followed
@@ -188,6 +190,26 @@ function nulInsideField(block: Buffer, start: number, length: number): boolean {
   return !rest.equals(ZERO_BLOCK.subarray(0, rest.length));
 }
 
+/**
+ * The checksum field (bytes 148–155) as tar writers fill it: six octal
+ * digits, then NUL and space (GNU tar, bsdtar, Python) or space and NUL
+ * (node-tar, which the release tooling uses). node-tar's parser reads the
+ * digits and ignores what follows, and the checksum does not cover its own
+ * field, so without this rule a damaged byte there (a NUL turned into any
+ * other byte, a leading zero into a space) would leave a valid-looking
+ * header: the bundle would differ from the released one and still be
+ * accepted. bundle-v1 is silent on the field's form; docs/decisions.md.
+ */
+function canonicalChecksumField(block: Buffer): boolean {
+  for (let i = 148; i < 154; i++) {
+    const c = block[i]!;
+    if (c < 0x30 || c > 0x37) return false;
+  }
+  const a = block[154];
+  const b = block[155];
+  return (a === 0x00 && b === 0x20) || (a === 0x20 && b === 0x00);
+}
+
 interface Decoded {
   readonly header: Header;
   readonly path: string;
@@ -212,6 +234,7 @@ function decodeHeader(block: Buffer, offset: number, ex: Pax | undefined): Decod
     return `header at offset ${offset} cannot be decoded: ${describeError(err)}`;
   }
   if (!header.cksumValid) return `header at offset ${offset} has a bad checksum`;
+  if (!canonicalChecksumField(block)) return `header at offset ${offset} has a checksum field not in the form tar writers use (6 octal digits, then NUL and space)`;
   if (nulInsideField(block, 0, 100) || nulInsideField(block, 345, block[475] !== 0 ? 155 : 130)) {
     return `header at offset ${offset} has a NUL byte inside its path`;
   }

@@ -144,6 +144,32 @@ describe('corrupt headers', () => {
     await expectFormat(t, 'offset 1024 has a bad checksum');
   });
 
+  test('the checksum field in either writer order is accepted: digits, NUL, space (GNU tar) and digits, space, NUL (node-tar)', async () => {
+    expect(small.subarray(154, 156).toString('latin1')).toBe(' \0'); // node-tar, as the release tooling writes it
+    const gnu = Buffer.from(small);
+    fixChecksum(gnu.subarray(0, BLOCK));
+    expect(gnu.subarray(154, 156).toString('latin1')).toBe('\0 ');
+    expect((await read(gnu)).end).toBe('done');
+    expect((await read(small)).end).toBe('done');
+  });
+
+  test('any change to the checksum field is refused, also where the parser would read the same number', async () => {
+    // The checksum does not cover its own field, and node-tar reads only its digits: a NUL or space turned into
+    // something else, or a leading zero turned into a space, would leave the same number.
+    for (let at = 148; at < 156; at++) {
+      for (const xor of [0x01, 0x10, 0x20, 0x30, 0x80, 0xff]) {
+        const t = Buffer.from(small);
+        t[at] = t[at]! ^ xor;
+        const r = await read(t);
+        expect(r.end, `byte ${at} ^ 0x${xor.toString(16)}`).not.toBe('done');
+      }
+    }
+    const leadingSpace = Buffer.from(small);
+    expect(leadingSpace[148]).toBe(0x30);
+    leadingSpace[148] = 0x20; // " 12345 \0": the same value to a lenient parser
+    await expectFormat(leadingSpace, 'checksum field not in the form tar writers use');
+  });
+
   test('a misaligned or garbage block where a header should be', async () => {
     const t = Buffer.concat([file('manifest.json', 'x'), randomBytes(BLOCK), Buffer.alloc(1024)]);
     await expectFormat(t, 'not a ustar header');
