@@ -57,7 +57,8 @@ export interface EgressConfig {
    * true: run it (when it cannot, attestations say `incomplete` and why);
    * false: never load it; "auto": decided at start by `glassbox daemon`
    * (src/egress/enablement.ts): on for a recorder with an installed release,
-   * in --dev only when the daemon may administer the network and has nft and conntrack.
+   * in --dev only when the network may be administered (CAP_NET_ADMIN held by the daemon, or
+   * by nft and conntrack themselves as in the container image) and nft and conntrack are there.
    */
   readonly enabled: boolean | 'auto';
   /** observe: count and alert; enforce: undeclared flows are also rejected. */

@@ -10,7 +10,8 @@
  *
  * On when `egress.enabled` is true after `glassbox daemon` resolved "auto"
  * (src/egress/enablement.ts, docs/config.md). When the observer cannot run
- * (no CAP_NET_ADMIN, no nft or conntrack, its start failed) the API and the
+ * (CAP_NET_ADMIN neither held by the daemon nor by nft and conntrack
+ * themselves, no nft or conntrack, its start failed) the API and the
  * `attest` command still answer, with a signed `incomplete` document saying
  * why; when the API cannot listen, observation and MQTT attest go on.
  */
