@@ -280,41 +280,42 @@ describe('the source', () => {
     await expect(summarize(strings() as unknown as AsyncIterable<Buffer>)).rejects.toThrow(/strings/);
   });
 
-  test('readFileChunks yields the file exactly, double-buffered', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'gbx-reader-'));
-    try {
-      const data = randomBytes(100_003);
-      const path = join(dir, 'f');
-      await writeFile(path, data);
-      for (const size of [4096, 100_003, 1 << 20]) {
+  for (const [name, reader] of [
+    ['readFileChunks (thread pool, double-buffered)', readFileChunks],
+    ['readFileChunksInline (on the calling thread)', readFileChunksInline],
+  ] as const) {
+    test(`${name} yields the file exactly, nothing for an empty file, and IoError for what it cannot read`, async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'gbx-reader-'));
+      try {
+        const data = randomBytes(100_003);
+        const path = join(dir, 'f');
+        await writeFile(path, data);
+        for (const size of [4096, 100_003, 1 << 20]) {
+          const parts: Buffer[] = [];
+          for await (const c of reader(path, size)) parts.push(Buffer.from(c));
+          expect(Buffer.concat(parts).equals(data)).toBe(true);
+        }
+        const empty = join(dir, 'empty');
+        await writeFile(empty, '');
         const parts: Buffer[] = [];
-        for await (const c of readFileChunks(path, size)) parts.push(Buffer.from(c));
-        expect(Buffer.concat(parts).equals(data)).toBe(true);
+        for await (const c of reader(empty)) parts.push(c);
+        expect(parts).toEqual([]);
+        for (const bad of [join(dir, 'absent'), dir]) {
+          await expect(async () => {
+            for await (const c of reader(bad)) void c;
+          }, bad).rejects.toBeInstanceOf(IoError);
+        }
+      } finally {
+        await rm(dir, { recursive: true, force: true });
       }
-      const empty = join(dir, 'empty');
-      await writeFile(empty, '');
-      const parts: Buffer[] = [];
-      for await (const c of readFileChunks(empty)) parts.push(c);
-      expect(parts).toEqual([]);
-      await expect(async () => {
-        for await (const c of readFileChunks(join(dir, 'absent'))) void c;
-      }).rejects.toBeInstanceOf(IoError);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
+    });
+  }
 
-  test('readFileChunksInline yields the file exactly, lets the event loop run, and refuses what it cannot read', async () => {
+  test('readFileChunksInline lets the event loop run between reads', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'gbx-reader-'));
     try {
-      const data = randomBytes(100_003);
       const path = join(dir, 'f');
-      await writeFile(path, data);
-      for (const size of [4096, 100_003, 1 << 20]) {
-        const parts: Buffer[] = [];
-        for await (const c of readFileChunksInline(path, size)) parts.push(Buffer.from(c));
-        expect(Buffer.concat(parts).equals(data)).toBe(true);
-      }
+      await writeFile(path, randomBytes(100_003));
       // With a yield every 8 KiB, an immediate queued before reading runs before the read ends.
       let ran = false;
       setImmediate(() => (ran = true));
@@ -324,16 +325,6 @@ describe('the source', () => {
         seenBeforeEnd ||= ran;
       }
       expect(seenBeforeEnd).toBe(true);
-      const empty = join(dir, 'empty');
-      await writeFile(empty, '');
-      const parts: Buffer[] = [];
-      for await (const c of readFileChunksInline(empty)) parts.push(c);
-      expect(parts).toEqual([]);
-      for (const bad of [join(dir, 'absent'), dir]) {
-        await expect(async () => {
-          for await (const c of readFileChunksInline(bad)) void c;
-        }, bad).rejects.toBeInstanceOf(IoError);
-      }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -7,7 +7,6 @@
  * with PATH set to a temp dir holding copies of nft and conntrack.
  * Needs root, setcap (libcap2-bin), setpriv, nft and conntrack.
  */
-import { spawn } from 'node:child_process';
 import { chmod, chown, copyFile, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { requireSystem } from '../helpers/system.js';
 import { requireBuilt } from '../helpers/daemon-process.js';
 import { exitsZero, probeEgress, type EgressPrerequisites } from '../../src/egress/enablement.js';
+import { mustRun, run } from '../helpers/run.js';
 
 const missing = requireSystem(['nft', 'conntrack', 'setcap', 'getcap', 'setpriv'], { root: true });
 const which = (tool: string) => ['/usr/sbin', '/usr/bin', '/sbin', '/bin'].map((d) => join(d, tool));
@@ -24,23 +24,6 @@ const NOBODY = 65534;
 /** A uid/gid outside that group. */
 const OTHER = 65533;
 
-function run(argv: readonly string[], timeoutMs = 10_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout = (stdout + c.toString()).slice(-64 * 1024)));
-    child.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-64 * 1024)));
-    child.once('error', reject);
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-async function mustRun(argv: readonly string[]): Promise<string> {
-  const r = await run(argv);
-  if (r.code !== 0) throw new Error(`${argv.join(' ')} failed (${r.code}): ${r.stderr.trim()}`);
-  return r.stdout;
-}
 
 describe.skipIf(missing)('the egress probe, run by a process without capabilities', () => {
   let dir: string;

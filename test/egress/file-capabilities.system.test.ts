@@ -24,6 +24,7 @@ import { validManifest } from '../manifest/fixtures.js';
 import type { EgressSnapshot } from '../../src/egress/types.js';
 import { OBSERVER_JS, builtObserverMissing, httpGet, labPki } from './lab-observer.js';
 import { readDockerfile, runCommands } from '../repo/dockerfile-parse.js';
+import { mustRun as sh, run } from '../helpers/run.js';
 
 const missing = requireSystem(['ip', 'nft', 'conntrack', 'chrt', 'setpriv', 'setcap'], { root: true }) ?? builtObserverMissing();
 const NS = `gb-fcap-${process.pid}`;
@@ -44,23 +45,6 @@ const CAP_NET_ADMIN = 1n << 12n;
 const CAP_SYS_NICE = 1n << 23n;
 const SCHED_FIFO = 1;
 
-function run(argv: readonly string[], timeoutMs = 15_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs, killSignal: 'SIGKILL' });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout = (stdout + c.toString()).slice(-256 * 1024)));
-    child.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-64 * 1024)));
-    child.once('error', reject);
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-async function sh(argv: readonly string[]): Promise<string> {
-  const r = await run(argv);
-  if (r.code !== 0) throw new Error(`${argv.join(' ')} failed (${r.code}): ${r.stderr.trim()}`);
-  return r.stdout;
-}
 
 async function descendants(pid: number): Promise<number[]> {
   const out: number[] = [];

@@ -31,6 +31,7 @@ import { requireSystem } from '../helpers/system.js';
 import { collect, connectClient, endClient, requireBuilt, MAIN, type Collected } from '../helpers/daemon-process.js';
 import { freePort, makeBrokerPki, startMosquitto, type BrokerPki, type Mosquitto } from '../helpers/mosquitto.js';
 import { REPO_ROOT, imageLaunch, readDockerfile, runCommands } from './dockerfile-parse.js';
+import { run, type RunResult } from '../helpers/run.js';
 
 const missing = requireSystem(['tini', 'setpriv', 'mosquitto', 'unshare', 'mount', 'groupadd', 'useradd'], { root: true });
 const IMAGE_ROOT = '/opt/glassbox/';
@@ -59,23 +60,6 @@ function procStatus(pid: number): Promise<Record<string, string>> {
   return readFile(`/proc/${pid}/status`, 'utf8').then((t) => Object.fromEntries(t.split('\n').map((l) => l.split(/:\s*/, 2) as [string, string]).filter((kv) => kv.length === 2)));
 }
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function run(argv: readonly string[], opts: { env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env, cwd: opts.cwd, timeout: opts.timeoutMs ?? 20_000, killSignal: 'SIGKILL' });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout = (stdout + c.toString()).slice(-256 * 1024)));
-    child.stderr.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-256 * 1024)));
-    child.once('error', reject);
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe.skipIf(missing)("the image's command (ENTRYPOINT + CMD as its USER, with its ENV)", () => {
   const { uid, gid } = numericUser(launch.user);
@@ -218,7 +202,7 @@ describe.skipIf(missing)("glassbox provision's default owner in the image", () =
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  async function provisionInit(stateDir: string, withImageAccounts: boolean): Promise<Run> {
+  async function provisionInit(stateDir: string, withImageAccounts: boolean): Promise<RunResult> {
     await mkdir(stateDir, { mode: 0o750 });
     await chown(stateDir, uid, gid);
     const cmd = ['setpriv', `--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', '--', process.execPath, MAIN, 'provision', 'init', '--device-id', DEVICE, '--hardware', 'nvr-8p', '--state-dir', stateDir, '--json'];
