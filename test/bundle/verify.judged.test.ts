@@ -61,16 +61,25 @@ function countingSource(tar: Buffer, chunk: number): { source: AsyncIterable<Buf
  * read to its end (or to the sink's first begin) before the answer comes.
  * Records how many bytes had been pulled when each answer came.
  */
-function lateJudge(trust: TrustAnchors, pulled: () => number): SignerJudge & { answeredAt: number[] } {
+/**
+ * A judge that answers 2 ms after being asked, or, with `readyAt`, once the source has been
+ * pulled up to that byte (checked at every turn of the event loop; 5 s at most), so that a
+ * test can place the answer in the stream whatever the machine's speed.
+ */
+function lateJudge(trust: TrustAnchors, pulled: () => number, readyAt?: number): SignerJudge & { answeredAt: number[] } {
   const local = localJudge(trust);
   const answeredAt: number[] = [];
   const later = <T>(value: T): Promise<T> =>
-    new Promise((resolve) =>
-      setTimeout(() => {
+    new Promise((resolve) => {
+      const answer = () => {
         answeredAt.push(pulled());
         resolve(value);
-      }, 2),
-    );
+      };
+      if (readyAt === undefined) return void setTimeout(answer, 2);
+      const giveUpAt = Date.now() + 5000;
+      const poll = () => (pulled() >= readyAt || Date.now() > giveUpAt ? answer() : setImmediate(poll));
+      poll();
+    });
   return {
     answeredAt,
     signers: async (m, e, at) => later(await local.signers(m, e, at)),
@@ -197,7 +206,9 @@ describe('what waits for a late judge', () => {
         yield c;
       }
     })();
-    const judge = lateJudge(pki.anchors, () => pulled);
+    // The judge answers once 8 chunks past the judge point have been pulled (a 2 ms timer raced the
+    // whole 1 MiB read on a loaded machine).
+    const judge = lateJudge(pki.anchors, () => pulled, judgePoint + 8 * 4096);
     expect((await verifyBundle(slow, { judge, at: pki.now, securityFloor: 0 })).code).toBe('SIGNATURE_INVALID');
     expect(judge.answeredAt[0]).toBeGreaterThan(judgePoint);
     expect(pulled).toBeLessThanOrEqual(judge.answeredAt[0]! + 2 * 4096);
