@@ -149,9 +149,8 @@ export class EgressService {
   /** Current counter-poll interval (adaptive, see EgressServiceOptions.pollMs) and when the next poll is due. */
   private pollDelay = 500;
   private pollDueAt = 0;
-  /** Something happened since the last poll (a record, a monitor event, changed counters). */
+  /** Something happened since the last poll (a record, a monitor event, a changed ledger). */
   private activity = false;
-  private lastCounterKey = '';
   private dnsTimers = new Map<string, NodeJS.Timeout>();
   private checkTimer: NodeJS.Timeout | null = null;
   private running = false;
@@ -490,11 +489,6 @@ export class EgressService {
       const grown = ledger.recordDenied(readDenied(listing, this.table), now, this.macs);
       for (const f of grown) this.alert(f, f.count, 'denied-set', now.toISOString());
     }
-    const counterKey = JSON.stringify([counters.localNew, counters.forwardNew, counters.localUndeclared, counters.forwardUndeclared, [...counters.rules]]);
-    if (counterKey !== this.lastCounterKey) {
-      this.lastCounterKey = counterKey;
-      this.activity = true;
-    }
     const undeclared = counters.localUndeclared + counters.forwardUndeclared;
     // The undeclared counter grew and no detail event explained it within a second: alert from the counter.
     if (undeclared > this.lastUndeclared && this.opts.mode !== 'enforce' && Date.now() - this.lastUndeclaredEventMs > 1000) {
@@ -502,8 +496,12 @@ export class EgressService {
     }
     this.lastUndeclared = undeclared;
     this.flushAlerts();
-    // Only a real change makes the ledger dirty; the heartbeat alone is saved at most every HEARTBEAT_SAVE_MS.
-    if (kernelStateKey(ledger.data) !== before) this.dirty = true;
+    // A real change (counters, denied flows, integrity) makes the ledger dirty and keeps the poll fast;
+    // the heartbeat alone is saved at most every HEARTBEAT_SAVE_MS.
+    if (kernelStateKey(ledger.data) !== before) {
+      this.dirty = true;
+      this.activity = true;
+    }
   }
 
   private hostIntruders(listing: unknown, nowMs: number): string[] {
