@@ -3,15 +3,17 @@
  * bounded output and a timeout. Tests pass their own `nft` path (or a
  * prefix such as `ip netns exec NAME nft`) through NftOptions.
  *
- * Listings (the counter poll, every 0.5–5 s) go through one long-lived
- * `nft -j -i` (NftSession) instead of a new `nft` per poll: forking the
- * daemon to start nft cost ~13 ms of CPU in a 70 MiB daemon, the session
- * ~0.6 ms a listing (both measured here; docs/egress.md). Loading a script
+ * Listings (the counter poll, every 0.5–15 s) go through one long-lived
+ * `nft -j -i` (NftSession) instead of a new `nft` per poll: a spawn cost
+ * ≈3.5 ms of CPU (parent 1.7 ms + nft 1.8 ms, in a 40 MiB test process;
+ * more in the daemon, whose profile showed spawn as the poll's largest
+ * part), a listing through the session ≈0.6 ms (docs/egress.md). Loading a script
  * (rare: install, DNS updates) still runs `nft -f -` once per script.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { GlassboxError } from '../errors.js';
+import { TABLE_NAME } from './ruleset.js';
 
 export interface NftOptions {
   /** Command and leading arguments: default ['nft']. */
@@ -256,7 +258,7 @@ export class Nft {
 
   /** `nft -j list table inet NAME` parsed; null when the table does not exist. */
   async listTable(table: string): Promise<unknown | null> {
-    if (!/^[A-Za-z][A-Za-z0-9_]*$/.test(table)) throw new NftError(`not a table name: ${JSON.stringify(table)}`);
+    if (!TABLE_NAME.test(table)) throw new NftError(`not a table name: ${JSON.stringify(table)}`);
     let text: string;
     if (this.session !== null) {
       const a = await this.session.ask(`list table inet ${table}`);

@@ -71,7 +71,8 @@ export function ruleSetName(index: number, family: 4 | 6): string {
 /** Sets whose elements are not part of the ruleset digest: they change while the daemon runs. */
 export const DYNAMIC_SETS = ['undeclared_uids', 'forward_sources_v4', 'forward_sources_v6', 'denied_local_v4', 'denied_local_v6', 'denied_local_np_v4', 'denied_local_np_v6', 'denied_forward_v4', 'denied_forward_v6', 'denied_forward_np_v4', 'denied_forward_np_v6'] as const;
 
-const TABLE_NAME = /^[a-z][a-z0-9_]{0,31}$/;
+/** Names glassbox gives its nftables table (also checked before a name goes into an nft command line). */
+export const TABLE_NAME = /^[a-z][a-z0-9_]{0,31}$/;
 
 export class RulesetError extends Error {
   readonly code = 'EGRESS_POLICY_UNSUPPORTED';
