@@ -59,9 +59,8 @@ import { prepareDev } from '../daemon/dev.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../daemon/embedded-broker.js';
 import { unitLaunch } from '../daemon/runtime.js';
 import { HealthCollector } from '../health/collector.js';
-import { createLeaf, createRootCa } from '../pki/certs.js';
-import { generateKey, privateKeyPem } from '../pki/keys.js';
-import { x509 } from '../pki/x509.js';
+import { createLoopbackServer } from '../pki/certs.js';
+import { privateKeyPem } from '../pki/keys.js';
 
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 120);
 const WARMUP_MS = 30_000;
@@ -182,19 +181,10 @@ async function prepareDevice(dir: string, egress: boolean | 'auto', dnsServer: s
   const deviceDir = join(devDir, 'device');
   // The broker trusts the dev root; device.pem carries the device CA after the leaf.
 
-  const serverCa = await createRootCa({ key: await generateKey('ecdsa-p256'), subject: 'CN=bench broker CA' });
-  const serverKey = await generateKey('ecdsa-p256');
-  const server = await createLeaf(
-    serverCa,
-    { key: serverKey, subject: 'CN=localhost', purpose: 'clientAuth' },
-    {
-      extendedKeyUsage: ['1.3.6.1.5.5.7.3.1'],
-      extraExtensions: [new x509.SubjectAlternativeNameExtension([{ type: 'ip', value: '127.0.0.1' }])],
-    },
-  );
+  const { ca: serverCa, server } = await createLoopbackServer('CN=bench broker CA');
   const brokerCaFile = join(dir, 'broker-ca.pem');
   await writeFile(brokerCaFile, serverCa.pem);
-  const broker = await startEmbeddedBroker(0, '127.0.0.1', { cert: server.pem, key: privateKeyPem(serverKey), ca: await readFile(join(devDir, 'pki', 'root-ca.pem')) });
+  const broker = await startEmbeddedBroker(0, '127.0.0.1', { cert: server.pem, key: privateKeyPem(server.key), ca: await readFile(join(devDir, 'pki', 'root-ca.pem')) });
 
   const config = join(dir, 'config.json');
   const body = {

@@ -16,7 +16,7 @@
  */
 import { createPublicKey, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { GlassboxError } from '../errors.js';
-import { spkiDer, webSigningKey, type CertHash, type KeyPair } from './keys.js';
+import { generateKey, spkiDer, webSigningKey, type CertHash, type KeyPair } from './keys.js';
 import { x509 } from './x509.js';
 import { EKU_OID } from '../trust/chain.js';
 import type { KeyPurpose } from '../trust/types.js';
@@ -228,6 +228,27 @@ export async function createLeaf(issuer: CertifiedKey, opts: LeafOptions, overri
     overrides,
   });
   return { key: opts.key, ...c };
+}
+
+/** TLS serverAuth (RFC 5280). */
+const SERVER_AUTH_OID = '1.3.6.1.5.5.7.3.1';
+
+/**
+ * A CA and a TLS server certificate (serverAuth; names localhost and
+ * 127.0.0.1) for a broker listening on loopback: the test and bench
+ * brokers. Both keys ECDSA P-256.
+ */
+export async function createLoopbackServer(caSubject: string): Promise<{ ca: CertifiedKey; server: CertifiedKey }> {
+  const ca = await createRootCa({ key: await generateKey('ecdsa-p256'), subject: caSubject });
+  const server = await createLeaf(
+    ca,
+    { key: await generateKey('ecdsa-p256'), subject: 'CN=localhost', purpose: 'clientAuth' },
+    {
+      extendedKeyUsage: [SERVER_AUTH_OID],
+      extraExtensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'localhost' }, { type: 'ip', value: '127.0.0.1' }])],
+    },
+  );
+  return { ca, server };
 }
 
 /** Device ids: what goes into CN. Kept to a plain alphabet so names never need escaping. */

@@ -14,9 +14,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile, mkdir } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
-import { createDeviceCert, createLeaf, createRootCa, type CertifiedKey, type CertOverrides } from '../../src/pki/certs.js';
+import { createDeviceCert, createLoopbackServer, createRootCa, type CertifiedKey, type CertOverrides } from '../../src/pki/certs.js';
 import { generateKey, privateKeyPem } from '../../src/pki/keys.js';
-import { x509 } from '../../src/pki/x509.js';
 
 export interface IdentityFiles {
   readonly cert: string;
@@ -42,16 +41,8 @@ const HOUR = 3600_000;
 
 export async function makeBrokerPki(dir: string): Promise<BrokerPki> {
   await mkdir(dir, { recursive: true });
-  const serverCa = await createRootCa({ key: await generateKey('ecdsa-p256'), subject: 'CN=test broker CA' });
-  const serverKey = await generateKey('ecdsa-p256');
-  const server = await createLeaf(
-    serverCa,
-    { key: serverKey, subject: 'CN=localhost', purpose: 'clientAuth' },
-    {
-      extendedKeyUsage: ['1.3.6.1.5.5.7.3.1'],
-      extraExtensions: [new x509.SubjectAlternativeNameExtension([{ type: 'dns', value: 'localhost' }, { type: 'ip', value: '127.0.0.1' }])],
-    },
-  );
+  const { ca: serverCa, server } = await createLoopbackServer('CN=test broker CA');
+  const serverKey = server.key;
   const deviceCa = await createRootCa({ key: await generateKey('ecdsa-p256'), subject: 'CN=test device CA' });
   const files = {
     serverCaFile: join(dir, 'server-ca.pem'),
