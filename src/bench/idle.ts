@@ -50,7 +50,9 @@
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { Resolver } from 'node:dns/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -102,7 +104,6 @@ async function cpuTicks(pid: number): Promise<number> {
  * the figure errs high, never low.
  */
 async function treeCpuTicks(root: number): Promise<{ ticks: number; processes: number }> {
-  const { readdir } = await import('node:fs/promises');
   const parent = new Map<number, number>();
   const stats = new Map<number, string[]>();
   for (const name of await readdir('/proc')) {
@@ -160,7 +161,6 @@ async function startResolver(dir: string): Promise<{ server: string; child: Chil
     setTimeout(() => resolve(null), 300);
   });
   if (failed !== null) throw new Error(failed);
-  const { Resolver } = await import('node:dns/promises');
   const r = new Resolver({ timeout: 1000, tries: 3 });
   r.setServers([`127.0.0.1:${port}`]);
   for (const [name, ip] of Object.entries(BENCH_HOSTS)) {
@@ -205,7 +205,6 @@ async function prepareDevice(dir: string, egress: boolean | 'auto', dnsServer: s
 }
 
 async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
   const srv = createServer();
   await new Promise<void>((resolve, reject) => srv.once('error', reject).listen(0, '127.0.0.1', resolve));
   const addr = srv.address();
