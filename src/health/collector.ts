@@ -5,9 +5,17 @@
  * and `chronyc tracking` (only when systemd-timesyncd is absent and chronyc
  * is installed, at most every 10 minutes); both run in the background and
  * a sample uses their last answer. systeminformation is not used.
+ *
+ * /proc, /sys and /run are kernel or tmpfs files, answered from memory, so
+ * they are read synchronously: a sample is one turn of the event loop
+ * instead of some hundred thread-pool round trips, each of which wakes a
+ * pool thread and then the loop (docs/daemon.md, "Idle cost"). Only
+ * statfs(2) of the recording paths, which may be network or failing
+ * disks, stays asynchronous.
  */
 import { execFile } from 'node:child_process';
-import { access, readFile, readdir, realpath, statfs } from 'node:fs/promises';
+import { accessSync, closeSync, openSync, readdirSync, readSync, realpathSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Logger } from '../log/logger.js';
@@ -45,21 +53,51 @@ const MAX_INTERFACES = 32;
 const CHRONY_EVERY_MS = 600_000;
 const DEVICE_MAP_EVERY_MS = 600_000;
 
-async function readSmall(path: string): Promise<string | null> {
+/** Reused for every read: most of these files are under 4 KiB. */
+const readBuf = Buffer.allocUnsafe(16 * 1024);
+
+/**
+ * At most SMALL_FILE_MAX bytes of a /proc, /sys or /run file as text, or
+ * null when it cannot be read. Reads until EOF: such files report size 0.
+ */
+export function readSmall(path: string): string | null {
+  let fd: number;
   try {
-    const text = await readFile(path, 'utf8');
-    return text.length > SMALL_FILE_MAX ? text.slice(0, SMALL_FILE_MAX) : text;
+    fd = openSync(path, 'r');
   } catch {
     return null;
   }
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    while (total < SMALL_FILE_MAX) {
+      const n = readSync(fd, readBuf, 0, Math.min(readBuf.length, SMALL_FILE_MAX - total), null);
+      if (n === 0) break;
+      chunks.push(Buffer.from(readBuf.subarray(0, n)));
+      total += n;
+    }
+    return chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, total).toString('utf8');
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
+  }
 }
 
-async function exists(path: string): Promise<boolean> {
+function exists(path: string): boolean {
   try {
-    await access(path);
+    accessSync(path);
     return true;
   } catch {
     return false;
+  }
+}
+
+function list(path: string): string[] | null {
+  try {
+    return readdirSync(path);
+  } catch {
+    return null;
   }
 }
 
@@ -69,9 +107,9 @@ function run(cmd: string, args: string[], timeoutMs: number): Promise<string> {
   });
 }
 
-async function findTool(name: string): Promise<string | null> {
+function findTool(name: string): string | null {
   for (const dir of ['/usr/sbin', '/usr/bin', '/sbin', '/bin', '/usr/local/sbin', '/usr/local/bin']) {
-    if (await exists(join(dir, name))) return join(dir, name);
+    if (exists(join(dir, name))) return join(dir, name);
   }
   return null;
 }
@@ -100,16 +138,14 @@ export class HealthCollector {
   async sample(): Promise<HealthPayload> {
     const errors: string[] = [];
     const at = this.opts.now();
-    const [loadavg, meminfo, uptime, temperatures, disks, network, clock, bootId] = await Promise.all([
-      readSmall(this.p('proc/loadavg')),
-      readSmall(this.p('proc/meminfo')),
-      readSmall(this.p('proc/uptime')),
-      this.temperatures(),
-      this.disks(errors),
-      this.network(errors),
-      this.clock(),
-      this.readBootId(),
-    ]);
+    const loadavg = readSmall(this.p('proc/loadavg'));
+    const meminfo = readSmall(this.p('proc/meminfo'));
+    const uptime = readSmall(this.p('proc/uptime'));
+    const temperatures = this.temperatures();
+    const disks = await this.disks(errors);
+    const network = this.network(errors);
+    const clock = await this.clock();
+    const bootId = await this.readBootId();
     const load = loadavg === null ? null : parseLoadavg(loadavg);
     if (load === null) errors.push('cpu: /proc/loadavg unreadable');
     const memory = meminfo === null ? null : parseMeminfo(meminfo);
@@ -132,28 +168,29 @@ export class HealthCollector {
   }
 
   async readBootId(): Promise<string | null> {
-    if (this.bootId === undefined) this.bootId = (await readSmall(this.p('proc/sys/kernel/random/boot_id')))?.trim() ?? null;
+    if (this.bootId === undefined) this.bootId = readSmall(this.p('proc/sys/kernel/random/boot_id'))?.trim() ?? null;
     return this.bootId;
   }
 
-  private async temperatures(): Promise<Array<{ sensor: string; celsius: number }>> {
+  private temperatures(): Array<{ sensor: string; celsius: number }> {
     const out: Array<{ sensor: string; celsius: number }> = [];
-    const zones = (await readdir(this.p('sys/class/thermal')).catch(() => [] as string[])).filter((n) => n.startsWith('thermal_zone')).sort();
+    const zones = (list(this.p('sys/class/thermal')) ?? []).filter((n) => n.startsWith('thermal_zone')).sort();
     for (const z of zones.slice(0, MAX_SENSORS)) {
-      const [type, temp] = await Promise.all([readSmall(this.p('sys/class/thermal', z, 'type')), readSmall(this.p('sys/class/thermal', z, 'temp'))]);
+      const type = readSmall(this.p('sys/class/thermal', z, 'type'));
+      const temp = readSmall(this.p('sys/class/thermal', z, 'temp'));
       const c = temp === null ? null : parseMilliCelsius(temp);
       if (c !== null) out.push({ sensor: `${z}:${type?.trim() ?? 'unknown'}`, celsius: c });
     }
     // hwmon covers disks (NVMe, drivetemp) and boards without thermal zones.
-    const hw = (await readdir(this.p('sys/class/hwmon')).catch(() => [] as string[])).sort();
+    const hw = (list(this.p('sys/class/hwmon')) ?? []).sort();
     for (const h of hw) {
       if (out.length >= MAX_SENSORS) break;
       const dir = this.p('sys/class/hwmon', h);
-      const name = (await readSmall(join(dir, 'name')))?.trim() ?? h;
-      const inputs = (await readdir(dir).catch(() => [] as string[])).filter((n) => /^temp\d+_input$/.test(n)).sort();
+      const name = readSmall(join(dir, 'name'))?.trim() ?? h;
+      const inputs = (list(dir) ?? []).filter((n) => /^temp\d+_input$/.test(n)).sort();
       for (const i of inputs) {
         if (out.length >= MAX_SENSORS) break;
-        const t = await readSmall(join(dir, i));
+        const t = readSmall(join(dir, i));
         const c = t === null ? null : parseMilliCelsius(t);
         if (c !== null) out.push({ sensor: `${h}:${name}:${i.replace('_input', '')}`, celsius: c });
       }
@@ -161,20 +198,20 @@ export class HealthCollector {
     return out;
   }
 
-  private async blockDevices(): Promise<Map<string, { partition: string; disk: string } | null>> {
+  private blockDevices(): Map<string, { partition: string; disk: string } | null> {
     const nowMs = this.opts.now().getTime();
     if (this.deviceMap && nowMs - this.deviceMap.atMs < DEVICE_MAP_EVERY_MS) return this.deviceMap.map;
     const map = new Map<string, { partition: string; disk: string } | null>();
-    const mounts = parseMountinfo((await readSmall(this.p('proc/self/mountinfo'))) ?? '');
+    const mounts = parseMountinfo(readSmall(this.p('proc/self/mountinfo')) ?? '');
     for (const path of this.opts.recordingPaths) {
       const point = mountPointOf(path, mounts.keys());
       const dev = point === null ? undefined : mounts.get(point);
       let found: { partition: string; disk: string } | null = null;
       if (dev !== undefined && !dev.startsWith('0:')) {
         try {
-          const sysPath = await realpath(this.p('sys/dev/block', dev));
+          const sysPath = realpathSync(this.p('sys/dev/block', dev));
           const partition = basename(sysPath);
-          const isPart = await exists(join(sysPath, 'partition'));
+          const isPart = exists(join(sysPath, 'partition'));
           found = { partition, disk: isPart ? basename(dirname(sysPath)) : partition };
         } catch {
           found = null;
@@ -187,7 +224,8 @@ export class HealthCollector {
   }
 
   private async disks(errors: string[]): Promise<DiskHealth[]> {
-    const [devices, diskstatsText] = await Promise.all([this.blockDevices(), readSmall(this.p('proc/diskstats'))]);
+    const devices = this.blockDevices();
+    const diskstatsText = readSmall(this.p('proc/diskstats'));
     const stats = parseDiskstats(diskstatsText ?? '');
     const out: DiskHealth[] = [];
     for (const path of this.opts.recordingPaths) {
@@ -227,7 +265,7 @@ export class HealthCollector {
     if (!/^[A-Za-z0-9._-]+$/.test(disk)) return;
     this.smartRunning.add(disk);
     void (async () => {
-      if (this.smartctl === undefined) this.smartctl = await findTool('smartctl');
+      if (this.smartctl === undefined) this.smartctl = findTool('smartctl');
       if (this.smartctl === null) return;
       const outText = await run(this.smartctl, ['-H', '-j', `/dev/${disk}`], 15_000);
       this.smartCache.set(disk, { health: parseSmartHealth(outText), checkedAt: this.opts.now().toISOString(), atMs: this.opts.now().getTime() });
@@ -236,34 +274,26 @@ export class HealthCollector {
       .finally(() => this.smartRunning.delete(disk));
   }
 
-  private async network(errors: string[]): Promise<NetHealth[]> {
+  private network(errors: string[]): NetHealth[] {
     const base = this.p('sys/class/net');
-    let names: string[];
-    try {
-      names = (await readdir(base)).filter((n) => n !== 'lo').sort();
-    } catch {
+    const all = list(base);
+    if (all === null) {
       errors.push('network: /sys/class/net unreadable');
       return [];
     }
+    let names = all.filter((n) => n !== 'lo').sort();
     if (this.opts.interfaces !== null) names = names.filter((n) => this.opts.interfaces!.includes(n));
     const out: NetHealth[] = [];
     for (const name of names.slice(0, MAX_INTERFACES)) {
       const dir = join(base, name);
-      const num = async (f: string): Promise<number> => {
-        const t = await readSmall(join(dir, 'statistics', f));
+      const num = (f: string): number => {
+        const t = readSmall(join(dir, 'statistics', f));
         const v = t === null ? NaN : Number(t.trim());
         return Number.isFinite(v) ? v : 0;
       };
-      const [operstate, speed, rxBytes, txBytes, rxErrors, txErrors, rxDropped, txDropped] = await Promise.all([
-        readSmall(join(dir, 'operstate')),
-        readSmall(join(dir, 'speed')),
-        num('rx_bytes'),
-        num('tx_bytes'),
-        num('rx_errors'),
-        num('tx_errors'),
-        num('rx_dropped'),
-        num('tx_dropped'),
-      ]);
+      const operstate = readSmall(join(dir, 'operstate'));
+      const speed = readSmall(join(dir, 'speed'));
+      const [rxBytes, txBytes, rxErrors, txErrors, rxDropped, txDropped] = [num('rx_bytes'), num('tx_bytes'), num('rx_errors'), num('tx_errors'), num('rx_dropped'), num('tx_dropped')];
       const sp = speed === null ? NaN : Number(speed.trim());
       out.push({ name, operstate: operstate?.trim() ?? 'unknown', speedMbps: Number.isFinite(sp) && sp > 0 ? sp : null, rxBytes, txBytes, rxErrors, txErrors, rxDropped, txDropped });
     }
@@ -272,11 +302,11 @@ export class HealthCollector {
 
   private async clock(): Promise<{ sync: 'synchronized' | 'unsynchronized' | 'unknown'; source: string }> {
     // systemd-timesyncd touches this file once the clock is synchronised.
-    if (await exists(this.p('run/systemd/timesync/synchronized'))) return { sync: 'synchronized', source: 'systemd-timesyncd' };
-    if (await exists(this.p('run/systemd/timesync'))) return { sync: 'unsynchronized', source: 'systemd-timesyncd' };
+    if (exists(this.p('run/systemd/timesync/synchronized'))) return { sync: 'synchronized', source: 'systemd-timesyncd' };
+    if (exists(this.p('run/systemd/timesync'))) return { sync: 'unsynchronized', source: 'systemd-timesyncd' };
     const nowMs = this.opts.now().getTime();
     if (this.clockCache && nowMs - this.clockCache.atMs < CHRONY_EVERY_MS) return this.clockCache;
-    if (this.chronyc === undefined) this.chronyc = await findTool('chronyc');
+    if (this.chronyc === undefined) this.chronyc = findTool('chronyc');
     if (this.chronyc === null) {
       this.clockCache = { sync: 'unknown', source: 'none', atMs: nowMs };
       return this.clockCache;

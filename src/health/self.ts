@@ -1,8 +1,12 @@
 /**
  * The daemon's own health: RSS, heap, event-loop utilisation (free: read
- * from libuv's counters) and event-loop delay (perf_hooks histogram, one
- * timer at `resolutionMs`; at the default 1000 ms it catches stalls that
- * overlap a tick, at one wake-up per second).
+ * from libuv's counters) and event-loop delay (perf_hooks histogram: one
+ * libuv timer every `resolutionMs`, and how late it fired). A stall is seen
+ * when a tick falls due during it: always for stalls of `resolutionMs` or
+ * more, with probability length/resolutionMs for shorter ones. The default,
+ * 10 s, is one wake-up per 10 s instead of one per second: at idle, the
+ * number of wake-ups is most of what the daemon costs (docs/daemon.md,
+ * "Idle cost").
  */
 import { monitorEventLoopDelay, performance, type EventLoopUtilization, type IntervalHistogram } from 'node:perf_hooks';
 import { round2 } from './parse.js';
