@@ -18,9 +18,10 @@ import type { EventType, EventTypes } from '../telemetry/topics.js';
 import { resolveDeviceId } from './identity.js';
 import { JournalEventSource } from './journal-events.js';
 import { SystemdNotifier } from './notify.js';
-import { InstallStateProvenance, type ProvenanceSource } from './provenance.js';
+import { InstallStateProvenance, installStateKey, type ProvenanceSource } from './provenance.js';
 import { DAEMON_NODE_OPTIONS, missingNodeOptions } from './runtime.js';
 import { serviceModules } from './services.js';
+import { grid, type GridTimer } from '../sched/grid.js';
 import { writeDaemonStatus, type DaemonStatus } from './status-file.js';
 import type { DaemonContext, DaemonService } from './types.js';
 
@@ -38,7 +39,19 @@ export interface DaemonOptions {
   readonly brokerUrl?: string | null;
 }
 
-const STATUS_EVERY_MS = 5_000;
+/**
+ * Timers of the idle daemon (docs/daemon.md, "Idle cost": at idle, wake-ups
+ * are most of its CPU). Every timer of 1 s or more is on the wake-up grid
+ * (src/sched/grid.ts). The provenance poll and the status file ride on the
+ * health sample's timer when the health interval is ≤ 30 s (the default);
+ * the status file is also rewritten when the broker connection comes or
+ * goes, and every 5 s only while a configured broker is not connected
+ * (attempts, refusals and the queue change then).
+ */
+const STATUS_UNCONNECTED_MS = 5_000;
+const PROVENANCE_POLL_MAX_S = 30;
+/** A full provenance poll at least this often even when the install state's key is unchanged. */
+const PROVENANCE_FULL_POLL_MS = 600_000;
 
 export class Daemon {
   private readonly o: DaemonOptions;
@@ -55,11 +68,14 @@ export class Daemon {
   private spool: SpoolReader | null = null;
   private notifier: SystemdNotifier | null = null;
   private plugins: DaemonService[] = [];
-  private pollTimer: NodeJS.Timeout | null = null;
-  private statusTimer: NodeJS.Timeout | null = null;
+  private pollTimer: GridTimer | null = null;
+  private statusTimer: GridTimer | null = null;
   private startedAt = '';
   private polling: Promise<void> | null = null;
+  private lastStateKey: string | null = null;
+  private lastFullPollAt = 0;
   private lastStatusJson = '';
+  private statusWrite: Promise<void> = Promise.resolve();
   private stopped = false;
 
   constructor(o: DaemonOptions) {
@@ -131,13 +147,29 @@ export class Daemon {
       commands: this.commands,
       log,
       now: this.now,
+      onConnectionChange: () => {
+        void this.writeStatus(false);
+        this.armStatusTimer();
+      },
     });
 
     this.provenance = this.o.provenance ?? new InstallStateProvenance(config.stateDir);
     this.journal = new JournalEventSource(config.stateDir, queueDir, this.deviceId, (t, d, id) => this.publishEvent(t, d, id), log.child({ module: 'journal-events' }));
     await this.pollProvenance();
 
-    this.health = new HealthService({ intervalSeconds: config.health.intervalSeconds, collector, publish: (s) => this.telemetry!.publishHealth(s), log: log.child({ module: 'health' }) });
+    const pollSeconds = Math.min(PROVENANCE_POLL_MAX_S, config.health.intervalSeconds);
+    const onHealthTimer = pollSeconds === config.health.intervalSeconds;
+    const housekeeping = async () => {
+      await this.pollProvenance();
+      await this.writeStatus(false);
+    };
+    this.health = new HealthService({
+      intervalSeconds: config.health.intervalSeconds,
+      collector,
+      publish: (s) => this.telemetry!.publishHealth(s),
+      log: log.child({ module: 'health' }),
+      afterTick: onHealthTimer ? housekeeping : undefined,
+    });
     this.commands.register('health', () => this.health!.sampleNow());
     this.commands.register('provenance', async () => this.refreshProvenance(true));
 
@@ -164,12 +196,11 @@ export class Daemon {
     this.health.start(signal);
     this.spool = new SpoolReader(config.stateDir, (type, data, id) => this.telemetry!.publishEvent(type as EventType, data as never, id), log.child({ module: 'spool' }));
     await this.spool.start();
-    this.pollTimer = setInterval(() => void this.pollProvenance(), Math.min(30, config.health.intervalSeconds) * 1000);
+    if (!onHealthTimer) this.pollTimer = grid.interval(pollSeconds * 1000, () => void housekeeping());
 
     await this.publishEvent('daemon.started', { version: this.o.version, bootId, queuedAtStart: this.queue.stats().depth });
     await this.writeStatus(true);
-    this.statusTimer = setInterval(() => void this.writeStatus(false), STATUS_EVERY_MS);
-    this.statusTimer.unref();
+    this.armStatusTimer();
 
     this.notifier = new SystemdNotifier({ env: this.o.env, log: log.child({ module: 'systemd' }) });
     await this.notifier.ready(`device ${this.deviceId}; broker ${url ?? 'none'}`);
@@ -208,15 +239,31 @@ export class Daemon {
     return this.telemetry!.setProvenance(snap, force);
   }
 
-  /** Provenance republished on change; new journal entries become events. */
+  /**
+   * Provenance republished on change; new journal entries become events.
+   * With the install state dir as source, the files are read and parsed
+   * only when installStateKey changed, or at least every 10 min.
+   */
   private pollProvenance(): Promise<void> {
     if (this.polling) return this.polling;
+    let key: string | null = null;
+    if (this.o.provenance === undefined) {
+      try {
+        key = installStateKey(this.o.config.stateDir);
+      } catch (err) {
+        this.o.log.warn({ err }, 'install state not readable: polling it in full');
+      }
+      const nowMs = Date.now();
+      if (key !== null && key === this.lastStateKey && nowMs - this.lastFullPollAt < PROVENANCE_FULL_POLL_MS) return Promise.resolve();
+      this.lastFullPollAt = nowMs;
+    }
     this.polling = (async () => {
       try {
         if (this.telemetry) await this.refreshProvenance(false);
         const p = this.provenance;
         const state = p instanceof InstallStateProvenance ? await p.state() : null;
         await this.journal?.poll(state);
+        this.lastStateKey = key;
       } catch (err) {
         this.o.log.error({ err }, 'provenance poll failed');
       } finally {
@@ -242,13 +289,31 @@ export class Daemon {
     };
   }
 
-  private async writeStatus(force: boolean): Promise<void> {
-    if (this.telemetry === null) return;
-    const s = this.status();
-    const key = JSON.stringify({ ...s, updatedAt: null, telemetry: { ...s.telemetry, lastPublishAt: null, published: null } });
-    if (!force && key === this.lastStatusJson) return;
-    this.lastStatusJson = key;
-    await writeDaemonStatus(this.o.config.stateDir, s).catch((err: unknown) => this.o.log.warn({ err }, 'daemon-status.json not written'));
+  /** Rewrites daemon-status.json when its content changed (or `force`); writes are serialised. */
+  private writeStatus(force: boolean): Promise<void> {
+    this.statusWrite = this.statusWrite.then(async () => {
+      if (this.telemetry === null) return;
+      const s = this.status();
+      const key = JSON.stringify({ ...s, updatedAt: null, telemetry: { ...s.telemetry, lastPublishAt: null, published: null } });
+      if (!force && key === this.lastStatusJson) return;
+      this.lastStatusJson = key;
+      await writeDaemonStatus(this.o.config.stateDir, s).catch((err: unknown) => this.o.log.warn({ err }, 'daemon-status.json not written'));
+    });
+    return this.statusWrite;
+  }
+
+  /** The 5 s status timer runs only while a configured broker is not connected. */
+  private armStatusTimer(): void {
+    const t = this.telemetry;
+    if (this.stopped || this.statusTimer !== null || t === null || !t.hasSession() || t.isConnected()) return;
+    this.statusTimer = grid.timeout(
+      STATUS_UNCONNECTED_MS,
+      () => {
+        this.statusTimer = null;
+        void this.writeStatus(false).then(() => this.armStatusTimer());
+      },
+      { unref: true },
+    );
   }
 
   /**
@@ -261,8 +326,9 @@ export class Daemon {
     this.stopped = true;
     const log = this.o.log;
     await this.notifier?.stopping();
-    if (this.pollTimer) clearInterval(this.pollTimer);
-    if (this.statusTimer) clearInterval(this.statusTimer);
+    this.pollTimer?.cancel();
+    this.statusTimer?.cancel();
+    this.statusTimer = null;
     this.health?.stop();
     await this.spool?.stop();
     await this.polling;

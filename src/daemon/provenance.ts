@@ -6,16 +6,35 @@
  * slot changes.
  */
 import { X509Certificate } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { sha256Hex, spkiSha256 } from '../trust/fingerprint.js';
 import type { ProvenanceSnapshot, SignerSummary, SlotSummary, InstalledFirmware } from '../telemetry/payloads.js';
 import type { Manifest } from '../manifest/types.js';
-import { StateDir } from '../install/state-store.js';
+import { STATE_FILE, StateDir } from '../install/state-store.js';
+import { JOURNAL_NAME, JOURNAL_ROTATED_NAME } from '../install/journal.js';
 import { DirectorySlotStore } from '../install/slot-dir.js';
 import { SLOT_IDS, type DeviceState } from '../install/state.js';
 
 export interface ProvenanceSource {
   /** The current snapshot; never throws for an uninitialised device (installed: null). */
   read(): Promise<ProvenanceSnapshot>;
+}
+
+/**
+ * What the install commands last wrote, as a string that changes whenever
+ * they write: inode, size and mtime (ns) of state.json (replaced by rename)
+ * and of the journal files (appended, rotated by rename). The daemon reads
+ * and parses the state and the journal only when this changes. Three
+ * stat(2) calls, synchronous: metadata of a local directory.
+ */
+export function installStateKey(stateDir: string): string {
+  return [STATE_FILE, JOURNAL_NAME, JOURNAL_ROTATED_NAME]
+    .map((name) => {
+      const st = statSync(join(stateDir, name), { bigint: true, throwIfNoEntry: false });
+      return st === undefined ? '-' : `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    })
+    .join('|');
 }
 
 export const EMPTY_PROVENANCE: ProvenanceSnapshot = { installed: null, activeSlot: null, slots: [], securityFloor: null, trustPolicySha256: null };

@@ -31,6 +31,8 @@ export interface TelemetryOptions {
   /** Root logger: children `telemetry`, `mqtt` and `commands` are made here. */
   readonly log: Logger;
   readonly now: () => Date;
+  /** Called when the session connects or loses its connection (the daemon rewrites its status file). */
+  readonly onConnectionChange?: () => void;
 }
 
 export interface TelemetryStatus {
@@ -86,8 +88,14 @@ export class TelemetryService {
       random: Math.random,
     });
     this.session = session;
-    session.on('connected', () => void this.onConnected());
-    session.on('disconnected', () => this.onDisconnected());
+    session.on('connected', () => {
+      void this.onConnected();
+      o.onConnectionChange?.();
+    });
+    session.on('disconnected', () => {
+      this.onDisconnected();
+      o.onConnectionChange?.();
+    });
     session.on('message', (topic, payload, packet) => {
       const props = packet.properties;
       void this.router?.handle(topic, payload, { responseTopic: props?.responseTopic, correlationData: props?.correlationData }, (t, p, corr) =>
@@ -238,6 +246,11 @@ export class TelemetryService {
 
   isConnected(): boolean {
     return this.session?.isConnected() ?? false;
+  }
+
+  /** true when a broker is configured (a session exists, connected or not). */
+  hasSession(): boolean {
+    return this.session !== null;
   }
 
   /** Publishes the final retained `offline`, disconnects, waits for queue writes. */
