@@ -30,7 +30,7 @@ export const DEFAULTS: DaemonConfig = {
     interfaces: null,
     smart: true,
     smartIntervalSeconds: 3600,
-    eventLoopResolutionMs: 10_000,
+    eventLoopResolutionMs: 15_000,
   },
   queue: { maxBytes: 32 * 1024 * 1024, dir: null },
   api: { listen: '127.0.0.1:8780' },

@@ -52,7 +52,7 @@ export const CONFIG_SCHEMA = {
         interfaces: { type: ['array', 'null'], items: { type: 'string', pattern: '^[^/\\s]{1,15}$' }, maxItems: 32, uniqueItems: true },
         smart: { type: 'boolean' },
         smartIntervalSeconds: { type: 'integer', minimum: 60, maximum: 604800 },
-        eventLoopResolutionMs: { type: 'integer', minimum: 10, maximum: 10000 },
+        eventLoopResolutionMs: { type: 'integer', minimum: 10, maximum: 60000 },
       },
     },
     queue: {

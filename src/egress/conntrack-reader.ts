@@ -55,6 +55,7 @@ import { setImmediate as yieldTurn } from 'node:timers/promises';
 import { LineSplitter, isOverrunMessage, parseConntrackLine, type ConntrackEvent } from './conntrack-parse.js';
 import { SegmentCut, markerArgv, markerText, type Marker } from './handover.js';
 import { MARK_COUNTED, hex32 } from './mark.js';
+import { grid, type GridTimer } from '../sched/grid.js';
 
 export interface ConntrackReaderOptions {
   /** Command and leading arguments: default ['conntrack']. */
@@ -173,7 +174,7 @@ export class ConntrackReader {
   private downSince: Date | null = null;
   private backoffMs = 250;
   private restartTimer: NodeJS.Timeout | null = null;
-  private pollTimer: NodeJS.Timeout | null = null;
+  private pollTimer: GridTimer | null = null;
   /** The idle watch of the spool directory (null while polling). */
   private watcher: FSWatcher | null = null;
   /** fs.watch failed once here: poll only. */
@@ -272,8 +273,7 @@ export class ConntrackReader {
   async stop(): Promise<void> {
     this.stopping = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);
-    if (this.pollTimer) clearTimeout(this.pollTimer);
-    this.pollTimer = null;
+    this.cancelPoll();
     this.unwatch();
     await this.rotating;
     const w = this.writer;
@@ -288,8 +288,7 @@ export class ConntrackReader {
     this.writer = null;
     this.closed = true;
     await this.pumping;
-    if (this.pollTimer) clearTimeout(this.pollTimer);
-    this.pollTimer = null;
+    this.cancelPoll();
     this.unwatch();
     await unlink(join(this.opts.spoolDir, 'owner.json')).catch(() => undefined);
   }
@@ -515,7 +514,7 @@ export class ConntrackReader {
       return;
     }
     if (this.pollTimer !== null) {
-      clearTimeout(this.pollTimer);
+      this.pollTimer.cancel();
       this.pollTimer = null;
     }
     let idle = false;
@@ -529,11 +528,14 @@ export class ConntrackReader {
         this.wake();
       } else if (!this.closed && this.pollTimer === null) {
         if (idle && this.watchIdle()) return;
-        this.pollTimer = setTimeout(() => {
-          this.pollTimer = null;
-          this.wake();
-        }, this.pollMs);
-        this.pollTimer.unref?.();
+        this.pollTimer = grid.timeout(
+          this.pollMs,
+          () => {
+            this.pollTimer = null;
+            this.wake();
+          },
+          { unref: true },
+        );
       }
     });
   }
@@ -563,12 +565,21 @@ export class ConntrackReader {
       this.unwatch();
       return false;
     }
-    this.pollTimer = setTimeout(() => {
-      this.pollTimer = null;
-      this.wake();
-    }, IDLE_POLL_MS);
-    this.pollTimer.unref?.();
+    // On the wake-up grid, with the daemon's other 30 s work (src/sched/grid.ts).
+    this.pollTimer = grid.timeout(
+      IDLE_POLL_MS,
+      () => {
+        this.pollTimer = null;
+        this.wake();
+      },
+      { unref: true },
+    );
     return true;
+  }
+
+  private cancelPoll(): void {
+    this.pollTimer?.cancel();
+    this.pollTimer = null;
   }
 
   private unwatch(): void {

@@ -40,6 +40,7 @@ import {
   type ResolvedAddress,
 } from './ruleset.js';
 import type { Direction, EgressSnapshot, FlowEntry, PolicyInfo } from './types.js';
+import { grid, type GridTimer } from '../sched/grid.js';
 
 /** The installed, verified manifest (from the install state's active slot). */
 export interface InstalledPolicy {
@@ -145,13 +146,13 @@ export class EgressService {
   private policyInfo: PolicyInfo | null = null;
   private policyKey = '';
   private serial: Promise<unknown> = Promise.resolve();
-  private pollTimer: NodeJS.Timeout | null = null;
+  private pollTimer: GridTimer | null = null;
   /** Current counter-poll interval (adaptive, see EgressServiceOptions.pollMs) and when the next poll is due. */
   private pollDelay = 500;
   private pollDueAt = 0;
   /** Something happened since the last poll (a record, a monitor event, a changed ledger). */
   private activity = false;
-  private dnsTimers = new Map<string, NodeJS.Timeout>();
+  private dnsTimers = new Map<string, GridTimer>();
   private checkTimer: NodeJS.Timeout | null = null;
   private running = false;
   private dirty = false;
@@ -257,7 +258,7 @@ export class EgressService {
       await this.adoptOrInstall(resumed, startedAt);
     } catch (e) {
       // Leave nothing running behind a failed start (the caller reports the observer as not running).
-      for (const t of this.dnsTimers.values()) clearTimeout(t);
+      for (const t of this.dnsTimers.values()) t.cancel();
       this.dnsTimers.clear();
       this.resolver?.cancel();
       this.attributor?.stop();
@@ -305,10 +306,10 @@ export class EgressService {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
-    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer?.cancel();
     this.pollTimer = null;
     if (this.checkTimer) clearTimeout(this.checkTimer);
-    for (const t of this.dnsTimers.values()) clearTimeout(t);
+    for (const t of this.dnsTimers.values()) t.cancel();
     this.dnsTimers.clear();
     this.resolver?.cancel();
     this.attributor?.stop();
@@ -401,13 +402,14 @@ export class EgressService {
     return this.opts.pollMs ?? 500;
   }
 
+  /** Polls of 1 s or more (the idle back-off) are on the wake-up grid: they may come up to a grid step early. */
   private armPoll(delayMs: number): void {
-    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.pollTimer?.cancel();
     this.pollDueAt = Date.now() + delayMs;
-    this.pollTimer = setTimeout(() => {
+    this.pollTimer = grid.timeout(delayMs, () => {
       this.pollTimer = null;
       this.poll();
-    }, delayMs);
+    });
   }
 
   /** Activity seen: poll at the fast rate again, starting now rather than after a long idle wait. */
@@ -658,12 +660,16 @@ export class EgressService {
     } else {
       this.noteHosts(updates);
     }
-    if (this.dnsTimers.has(host)) clearTimeout(this.dnsTimers.get(host));
-    const t = setTimeout(() => {
-      this.dnsTimers.delete(host);
-      if (this.running || !push) void this.resolveHost(host, true);
-    }, res.refreshSeconds * 1000);
-    t.unref?.();
+    this.dnsTimers.get(host)?.cancel();
+    // On the wake-up grid: up to one grid step (≤ 60 s) before refreshSeconds, never after.
+    const t = grid.timeout(
+      res.refreshSeconds * 1000,
+      () => {
+        this.dnsTimers.delete(host);
+        if (this.running || !push) void this.resolveHost(host, true);
+      },
+      { unref: true },
+    );
     this.dnsTimers.set(host, t);
   }
 

@@ -2,16 +2,23 @@
 import type { Logger } from '../log/logger.js';
 import type { HealthPayload } from '../telemetry/payloads.js';
 import type { HealthCollector } from './collector.js';
+import { grid, type GridTimer } from '../sched/grid.js';
 
 export interface HealthServiceOptions {
   readonly intervalSeconds: number;
   readonly collector: HealthCollector;
   readonly publish: (sample: HealthPayload) => Promise<unknown>;
   readonly log: Logger;
+  /**
+   * Runs after each periodic sample, in the same wake-up (the daemon's
+   * provenance poll and status file): work on the same cadence costs one
+   * timer instead of two.
+   */
+  readonly afterTick?: () => Promise<void>;
 }
 
 export class HealthService {
-  private timer: NodeJS.Timeout | null = null;
+  private timer: GridTimer | null = null;
   private last: HealthPayload | null = null;
   private running: Promise<void> | null = null;
 
@@ -20,7 +27,8 @@ export class HealthService {
   start(signal?: AbortSignal): void {
     signal?.addEventListener('abort', () => this.stop(), { once: true });
     void this.tick();
-    this.timer = setInterval(() => void this.tick(), this.o.intervalSeconds * 1000);
+    // On the wake-up grid (src/sched/grid.ts): at the default 30 s, together with the daemon's other 30 s work.
+    this.timer = grid.interval(this.o.intervalSeconds * 1000, () => void this.tick());
   }
 
   private tick(): Promise<void> {
@@ -32,6 +40,11 @@ export class HealthService {
         await this.o.publish(sample);
       } catch (err) {
         this.o.log.error({ err }, 'health sample failed');
+      }
+      try {
+        await this.o.afterTick?.();
+      } catch (err) {
+        this.o.log.error({ err }, 'work after the health sample failed');
       } finally {
         this.running = null;
       }
@@ -52,7 +65,7 @@ export class HealthService {
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.cancel();
     this.timer = null;
   }
 }

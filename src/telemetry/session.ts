@@ -16,6 +16,7 @@ import mqtt, { type IClientOptions, type IClientPublishOptions, type IPublishPac
 import { GlassboxError } from '../errors.js';
 import type { Logger } from '../log/logger.js';
 import { reconnectDelayMs, STABLE_CONNECTION_MS } from './backoff.js';
+import { gridIntervalTimer } from '../sched/grid.js';
 
 export interface SessionOptions {
   readonly url: string;
@@ -223,6 +224,10 @@ export class MqttSession extends EventEmitter<Events> {
       // heap, measured (docs/daemon.md, Footprint). Without the cache it makes
       // the 2-byte field when it writes one.
       writeCache: false,
+      // mqtt.js ticks its keepalive every keepalive/2 (15 s at the default 30 s) and starts over
+      // after each packet it sends: on the wake-up grid those ticks share the daemon's 15 s and
+      // 30 s points instead of waking it a few ms after each health publish (src/sched/grid.ts).
+      timerVariant: gridIntervalTimer as unknown as NonNullable<IClientOptions['timerVariant']>,
       will: { topic: will.topic, payload: will.payload, qos: 1, retain: true },
       ...tls,
       ...(o.username !== null ? { username: o.username } : {}),

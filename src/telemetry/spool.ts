@@ -15,6 +15,7 @@ import { mkdir, readdir, readFile, rename, stat, unlink, writeFile } from 'node:
 import { join } from 'node:path';
 import type { Logger } from '../log/logger.js';
 import { EVENT_TYPE_PATTERN } from './topics.js';
+import { grid, type GridTimer } from '../sched/grid.js';
 
 export const SPOOL_DIR = 'events-spool';
 export const SPOOL_FILE_MAX_BYTES = 64 * 1024;
@@ -42,7 +43,7 @@ export type SpoolSink = (type: string, data: Record<string, unknown>, id: string
 /** The daemon side: watches the spool and queues what arrives. */
 export class SpoolReader {
   private watcher: FSWatcher | null = null;
-  private timer: NodeJS.Timeout | null = null;
+  private timer: GridTimer | null = null;
   private running: Promise<void> | null = null;
   private again = false;
   private stopped = false;
@@ -77,12 +78,14 @@ export class SpoolReader {
 
   /**
    * The pass timer: at pollMs without a watch; with one only as a safety net (a lost inotify
-   * event), every SAFETY_PASS_MS, since each wake-up of an idle daemon costs CPU (bench:idle).
+   * event), every SAFETY_PASS_MS, since each wake-up of an idle daemon costs CPU (bench:idle);
+   * on the wake-up grid, with the daemon's other 30 s work.
    */
   private arm(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.cancel();
+    this.timer = null;
     if (this.stopped) return;
-    this.timer = setInterval(() => this.kick(), this.watcher === null ? this.pollMs : Math.max(this.pollMs, SAFETY_PASS_MS));
+    this.timer = grid.interval(this.watcher === null ? this.pollMs : Math.max(this.pollMs, SAFETY_PASS_MS), () => void this.kick());
   }
 
   /** Runs a pass now (or right after the one in progress). */
@@ -143,7 +146,7 @@ export class SpoolReader {
   async stop(): Promise<void> {
     this.stopped = true;
     this.watcher?.close();
-    if (this.timer) clearInterval(this.timer);
+    this.timer?.cancel();
     await this.running;
   }
 }

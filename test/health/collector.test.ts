@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { HealthCollector, readSmall } from '../../src/health/collector.js';
 import { SelfMonitor } from '../../src/health/self.js';
+import { Grid } from '../../src/sched/grid.js';
 
 const at = new Date('2026-11-29T12:00:00Z');
 let root: string;
@@ -121,7 +122,30 @@ describe('HealthCollector', () => {
 });
 
 describe('SelfMonitor', () => {
-  it('reports a stall of the event loop as delay beyond the resolution', async () => {
+  it('on the wake-up grid (resolution ≥ 1 s): reports how late grid timers ran after a stall', async () => {
+    const g = new Grid(undefined, [50]);
+    const m = new SelfMonitor(1000, g);
+    m.start();
+    try {
+      // Another grid timer of the daemon comes due during a 200 ms stall.
+      const fired = new Promise((r) => g.timeout(60, () => r(undefined)));
+      const until = Date.now() + 200;
+      while (Date.now() < until) {
+        /* the stall */
+      }
+      await fired;
+      const s = m.sample();
+      expect(s.eventLoop.delayMaxMs).toBeGreaterThanOrEqual(100);
+      expect(g.pendingWakeups).toBe(1); // the probe, waiting for its next point
+      // Reset after each sample: no grid timer has run since.
+      expect(m.sample().eventLoop.delayMaxMs).toBeNull();
+    } finally {
+      m.stop();
+    }
+    expect(g.pendingWakeups).toBe(0);
+  });
+
+  it('under 1 s (its own timer): reports a stall of the event loop as delay beyond the resolution', async () => {
     const m = new SelfMonitor(20);
     m.start();
     try {
