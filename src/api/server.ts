@@ -10,7 +10,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { chmod, lstat, unlink } from 'node:fs/promises';
-import { isIP } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import { GlassboxError } from '../errors.js';
 import { RateLimiter, type RateLimitOptions } from './rate-limit.js';
 
@@ -49,6 +49,8 @@ export interface ApiServerOptions {
   readonly now?: () => number;
 }
 
+const NODE_CHECK_MS = 86_400_000;
+
 export class ApiError extends GlassboxError {
   constructor(message: string, options: { cause?: unknown } = {}) {
     super('API_LISTEN', message, { ...options, exitCode: 2 });
@@ -73,6 +75,8 @@ export class ApiServer {
   private readonly limiter: RateLimiter;
   private readonly now: () => number;
   rejectedRateLimited = 0;
+  /** Connections cut for headers or a request not complete in time. */
+  timedOut = 0;
 
   constructor(private readonly opts: ApiServerOptions) {
     for (const r of opts.routes ?? []) this.routes.set(r.path, r);
@@ -111,17 +115,57 @@ export class ApiServer {
     signal?.addEventListener('abort', () => void this.stop(), { once: true });
   }
 
+  /**
+   * Slow clients are cut by deadlines of our own, armed per connection: the
+   * headers of each request within headersTimeoutMs of the connection (or of
+   * the previous response), the whole request within requestTimeoutMs.
+   * Node's own enforcement of headersTimeout/requestTimeout is a timer every
+   * `connectionsCheckingInterval` (30 s) per server that runs with or
+   * without connections; two servers made an idle daemon wake 4 times a
+   * minute for nothing (docs/daemon.md, "Idle cost"). It is pushed out of
+   * the way; these timers exist only while a connection does.
+   */
   private listen(bind: (s: Server) => void): Promise<void> {
+    const headersMs = this.opts.headersTimeoutMs ?? 5000;
+    const requestMs = this.opts.requestTimeoutMs ?? 15_000;
     const s = createServer(
       {
         maxHeaderSize: this.opts.maxHeaderBytes ?? 8192,
-        headersTimeout: this.opts.headersTimeoutMs ?? 5000,
-        requestTimeout: this.opts.requestTimeoutMs ?? 15_000,
+        // Node's checks, kept as a backstop but only once a day (must be ≤ requestTimeout to be
+        // accepted, so both are set to the day and the real limits are the deadlines below).
+        headersTimeout: NODE_CHECK_MS,
+        requestTimeout: NODE_CHECK_MS,
+        connectionsCheckingInterval: NODE_CHECK_MS,
       },
       (req, res) => void this.handle(req, res),
     );
     s.maxConnections = this.opts.maxConnections ?? 64;
     s.keepAliveTimeout = 5000;
+    const deadlines = new WeakMap<Socket, (ms: number) => void>();
+    s.on('connection', (socket: Socket) => {
+      let deadline: NodeJS.Timeout | null = null;
+      deadlines.set(socket, (ms) => {
+        if (deadline !== null) clearTimeout(deadline);
+        deadline = setTimeout(() => {
+          this.timedOut++;
+          socket.destroy();
+        }, ms);
+        deadline.unref();
+      });
+      deadlines.get(socket)?.(headersMs); // the first request's headers
+      socket.once('close', () => {
+        if (deadline !== null) clearTimeout(deadline);
+        deadline = null;
+      });
+    });
+    s.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const arm = deadlines.get(req.socket);
+      if (arm === undefined) return;
+      arm(requestMs); // this request, to its response
+      res.once('finish', () => {
+        if (!req.socket.destroyed) arm(headersMs + s.keepAliveTimeout); // the next request's headers
+      });
+    });
     this.servers.push(s);
     return new Promise((resolve, reject) => {
       s.once('error', (e) => reject(new ApiError(`API cannot listen: ${e.message}`, { cause: e })));

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,6 +84,60 @@ describe('the local API', () => {
     expect(parseListen('[::1]:1', false)).toEqual({ host: '::1', port: 1 });
     expect(() => parseListen('example.com:80', false)).toThrow();
   });
+});
+
+describe('slow clients', () => {
+  /** Opens a raw connection; resolves with what the server sent and when it closed the connection. */
+  function raw(port: number, talk: (sock: Socket) => void, giveUpMs = 5000): Promise<{ received: string; closedAfterMs: number }> {
+    return new Promise((resolve, reject) => {
+      const t0 = Date.now();
+      const sock = connect(port, '127.0.0.1');
+      let received = '';
+      sock.on('data', (c) => (received += c.toString()));
+      sock.on('error', () => undefined);
+      sock.on('close', () => resolve({ received, closedAfterMs: Date.now() - t0 }));
+      sock.on('connect', () => talk(sock));
+      setTimeout(() => {
+        sock.destroy();
+        reject(new Error('the server never closed the connection'));
+      }, giveUpMs).unref();
+    });
+  }
+  function trickle(sock: Socket, text: string, everyMs: number): void {
+    let i = 0;
+    const t = setInterval(() => {
+      if (sock.destroyed || i >= text.length) return clearInterval(t);
+      sock.write(text[i++]!);
+    }, everyMs);
+  }
+
+  it('closes a connection that sends no request within the headers timeout', async () => {
+    const port = await serve({ headersTimeoutMs: 300 });
+    const r = await raw(port, () => undefined);
+    expect(r.closedAfterMs).toBeGreaterThanOrEqual(250);
+    expect(r.closedAfterMs).toBeLessThan(2000);
+    expect(api!.timedOut).toBe(1);
+  });
+
+  it('closes a connection whose headers trickle in, although bytes keep coming', async () => {
+    const port = await serve({ headersTimeoutMs: 300 });
+    const r = await raw(port, (sock) => trickle(sock, 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(200), 20));
+    expect(r.closedAfterMs).toBeLessThan(1500);
+    expect(r.received).toBe('');
+  });
+
+  it('serves a keep-alive request, then cuts the next one that trickles', async () => {
+    const port = await serve({ headersTimeoutMs: 300 });
+    const r = await raw(port, (sock) => {
+      sock.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+      sock.once('data', () => trickle(sock, 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ' + 'a'.repeat(600), 20)); // 12 s of bytes
+    }, 10_000);
+    expect(r.received).toMatch(/^HTTP\/1\.1 200/);
+    expect(r.received.match(/HTTP\/1\.1/g)).toHaveLength(1);
+    // headers timeout + keep-alive timeout (5 s) would be the idle limit; trickling does not extend it.
+    expect(r.closedAfterMs).toBeLessThan(5000 + 300 + 1000);
+    expect(api!.timedOut).toBe(1);
+  }, 15_000);
 });
 
 describe('the rate limiter', () => {
