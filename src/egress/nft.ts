@@ -14,6 +14,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { GlassboxError } from '../errors.js';
 import { TABLE_NAME } from './ruleset.js';
+import { grid } from '../sched/grid.js';
 
 export interface NftOptions {
   /** Command and leading arguments: default ['nft']. */
@@ -197,7 +198,9 @@ export class NftSession {
     this.served++;
     const token = `gbsync_${this.nonce}_${++this.seq}`;
     return new Promise<SessionAnswer>((resolve, reject) => {
-      const timer = setTimeout(() => this.pending?.done(new NftError(`nft did not answer "${commandLine}" within ${this.timeoutMs} ms`)), this.timeoutMs);
+      // A grid deadline, not a plain timer: cleared after every answer, a plain 10 s timer still woke
+      // the idle daemon 10 s after each poll (Node keeps a cleared timer's wake-up; src/sched/grid.ts).
+      const timer = grid.deadline(this.timeoutMs, () => this.pending?.done(new NftError(`nft did not answer "${commandLine}" within ${this.timeoutMs} ms`)));
       this.pending = {
         out: [],
         outBytes: 0,
@@ -207,7 +210,7 @@ export class NftSession {
           const p = this.pending;
           if (p === null) return;
           this.pending = null;
-          clearTimeout(timer);
+          timer.cancel();
           if (e !== null) {
             this.kill(child);
             return reject(e);

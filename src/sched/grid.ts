@@ -64,6 +64,13 @@ export function stepFor(delayMs: number, steps: readonly number[] = GRID_STEPS_M
   return best;
 }
 
+/** When a deadline set at `now` for `delayMs` fires: the first multiple of its step ≥ now + delay. */
+export function deadlineOn(now: number, delayMs: number, steps: readonly number[] = GRID_STEPS_MS): number {
+  const step = stepFor(delayMs, steps);
+  if (step === null) return now + delayMs;
+  return Math.ceil((now + delayMs) / step) * step;
+}
+
 /** When a timer set at `now` for `delayMs` fires: the latest multiple of its step ≤ now + delay, if after now. */
 export function dueOn(now: number, delayMs: number, steps: readonly number[] = GRID_STEPS_MS): number {
   const step = stepFor(delayMs, steps);
@@ -96,6 +103,22 @@ export class Grid {
       return { cancel: () => this.clock.clearTimeout(t) };
     }
     return this.at(dueOn(this.clock.now(), ms, this.steps), fn, opts.unref !== true);
+  }
+
+  /**
+   * A watchdog: runs `fn` at the first grid point at least `delayMs` away (never sooner than asked,
+   * up to a step later). Meant to be cancelled: Node does not move its wake-up when a timer is
+   * cleared, so a cleared plain timer still wakes the process at its time; a cleared deadline
+   * leaves that wake-up on a grid point, where other work is usually due anyway.
+   */
+  deadline(delayMs: number, fn: () => void, opts: { unref?: boolean } = {}): GridTimer {
+    const ms = Math.max(0, delayMs);
+    if (stepFor(ms, this.steps) === null) {
+      const t = this.clock.setTimeout(fn, ms);
+      if (opts.unref) t.unref();
+      return { cancel: () => this.clock.clearTimeout(t) };
+    }
+    return this.at(deadlineOn(this.clock.now(), ms, this.steps), fn, opts.unref !== true);
   }
 
   /**

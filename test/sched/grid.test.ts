@@ -4,7 +4,7 @@
  * A fake clock drives the logic; one test runs on real timers.
  */
 import { describe, expect, it } from 'vitest';
-import { dueOn, Grid, stepFor, type GridClock } from '../../src/sched/grid.js';
+import { deadlineOn, dueOn, Grid, stepFor, type GridClock } from '../../src/sched/grid.js';
 
 class FakeClock implements GridClock {
   t = 0;
@@ -76,6 +76,38 @@ describe('where a timer lands', () => {
       expect(due).toBeGreaterThan(now + delay - step);
       expect(due % step).toBe(0);
     }
+  });
+});
+
+describe('where a deadline lands', () => {
+  it('at the first grid point at least the delay away: never sooner than asked, less than a step later', () => {
+    expect(deadlineOn(15_000.5, 10_000)).toBe(30_000); // a 10 s nft watchdog set just after a 15 s poll: the next poll's point
+    expect(deadlineOn(0, 10_000)).toBe(10_000);
+    expect(deadlineOn(100, 300)).toBe(400);
+    for (let i = 0; i < 2000; i++) {
+      const now = Math.random() * 1e7;
+      const delay = 1000 + Math.random() * 200_000;
+      const due = deadlineOn(now, delay);
+      const step = stepFor(delay)!;
+      expect(due).toBeGreaterThanOrEqual(now + delay);
+      expect(due).toBeLessThan(now + delay + step);
+      expect(due % step).toBe(0);
+    }
+  });
+
+  it('shares the wake-up of other work at its point, and cancelling it leaves that work alone', () => {
+    const clock = new FakeClock();
+    const g = new Grid(clock);
+    let polls = 0;
+    g.interval(15_000, () => {
+      polls++;
+      const watchdog = g.deadline(10_000, () => {
+        throw new Error('watchdog fired');
+      });
+      watchdog.cancel(); // nft answered
+    });
+    expect(clock.advance(150_000)).toBe(10);
+    expect(polls).toBe(10);
   });
 });
 
