@@ -357,8 +357,13 @@ export class DiskQueue {
   /** The broker acknowledged the message: delete it. */
   async remove(e: QueueEntry): Promise<void> {
     const i = this.entries.indexOf(e);
-    this.inflight.delete(e.seq);
-    if (i < 0) return;
+    if (i < 0) {
+      this.inflight.delete(e.seq);
+      return;
+    }
+    // It stays in flight until forget() takes it out of the index: released any earlier, a pump
+    // during the last-seq write below took it again and the broker got it twice (bench:idle saw
+    // daemon.started twice, same id and seq, on one connection).
     if (this.entries.length === 1) {
       // Keep the sequence increasing across an empty queue and a restart.
       await writeFile(join(this.opts.dir, 'last-seq.tmp'), String(this.nextSeq - 1));

@@ -48,6 +48,21 @@ describe('when messages are queued', () => {
     expect((await readdir(dir)).filter((n) => /^\d{16}\./.test(n))).toHaveLength(2);
   });
 
+  it('never hands out a message again while its removal is under way (the last one, whose removal writes last-seq first)', async () => {
+    const q = await openQueue();
+    await q.append('event', 't/events', body('only'));
+    const [e] = q.take(10);
+    expect(e?.seq).toBe(1);
+    const removing = q.remove(e!);
+    // A pump running while the removal awaits its writes (another append, a PUBACK) takes what is not in flight.
+    expect(q.take(10)).toEqual([]);
+    await new Promise((r) => setImmediate(r));
+    expect(q.take(10)).toEqual([]);
+    await removing;
+    expect(q.take(10)).toEqual([]);
+    expect(q.stats().depth).toBe(0);
+  });
+
   it('survives a restart in order, and keeps the sequence increasing after the queue emptied', async () => {
     const q = await openQueue();
     await q.append('event', 't/events', body('a'));
