@@ -234,10 +234,20 @@ async function main(): Promise<void> {
     const prepared = await prepareDevice(dir, egress, resolver?.server ?? null);
     broker = prepared.broker;
     const received = new Map<string, number>();
+    const eventTypes = new Map<string, number>();
     broker.aedes.on('publish', (packet, client) => {
       if (client === null) return;
       const kind = packet.topic.split('/')[3] ?? packet.topic;
       received.set(kind, (received.get(kind) ?? 0) + 1);
+      if (kind === 'events') {
+        let type = 'unparsable';
+        try {
+          type = String((JSON.parse(packet.payload.toString()) as { type?: unknown }).type);
+        } catch {
+          // counted as unparsable
+        }
+        eventTypes.set(type, (eventTypes.get(type) ?? 0) + 1);
+      }
     });
 
     const env: Record<string, string> = {};
@@ -311,7 +321,8 @@ async function main(): Promise<void> {
     console.log(`       the daemon process alone ${daemonCpu.toFixed(3)} %; its tree had ${tree0.processes} processes at the start, ${tree1.processes} at the end`);
     console.log(`       start-up and warm-up (exec to ${WARMUP_MS / 1000} s, not in the figure above): ${((startupTicks / hz) * 1000).toFixed(0)} ms of CPU in the daemon process`);
     console.log(`       (CPU measured with ${hz} ticks/s resolution: ±${((1 / hz / secs) * 100).toFixed(3)} %)`);
-    console.log(`  broker received: ${[...received].map(([k, v]) => `${k} ${v}`).join(', ')} (${seenAtWarmup} during warm-up)`);
+    console.log(`  broker received: ${[...received].map(([k, v]) => `${k} ${v}`).join(', ')}; ${seenAtWarmup} of these messages during the warm-up`);
+    console.log(`  events by type: ${[...eventTypes].map(([k, v]) => `${k} ${v}`).join(', ')}`);
     console.log(`one health sample: ${sampleMs.toFixed(3)} ms   (one read of /proc/loadavg ${readMs.toFixed(3)} ms, ratio ${(sampleMs / readMs).toFixed(1)})`);
     if (health === 0) {
       console.log('INVALID RUN: the daemon delivered no health sample to the broker');
