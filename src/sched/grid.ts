@@ -3,8 +3,8 @@
  * due together instead of each timer waking the process on its own.
  *
  * Why: on the recorder-class VMs measured here, each wake-up of an idle
- * Node process costs 1–4 ms of CPU however little it does (an empty Node
- * process with one 1 s timer: 0.13–0.43 % of a core), so at idle the
+ * Node process costs about 1–6 ms of CPU however little it does (an empty Node
+ * process with one 1 s timer: 0.09–0.57 % of a core), so at idle the
  * number of wake-ups, not the work in them, is most of the daemon's CPU
  * (docs/daemon.md, "Idle cost"). The kernel does the same for its own
  * timers (round_jiffies, timer slack); systemd has AccuracySec=.
