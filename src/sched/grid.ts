@@ -96,13 +96,7 @@ export class Grid {
 
   /** Runs `fn` once, at the grid point for `delayMs` (see the module comment). */
   timeout(delayMs: number, fn: () => void, opts: { unref?: boolean } = {}): GridTimer {
-    const ms = Math.max(0, delayMs);
-    if (stepFor(ms, this.steps) === null) {
-      const t = this.clock.setTimeout(fn, ms);
-      if (opts.unref) t.unref();
-      return { cancel: () => this.clock.clearTimeout(t) };
-    }
-    return this.at(dueOn(this.clock.now(), ms, this.steps), fn, opts.unref !== true);
+    return this.once(dueOn, delayMs, fn, opts);
   }
 
   /**
@@ -112,13 +106,17 @@ export class Grid {
    * leaves that wake-up on a grid point, where other work is usually due anyway.
    */
   deadline(delayMs: number, fn: () => void, opts: { unref?: boolean } = {}): GridTimer {
+    return this.once(deadlineOn, delayMs, fn, opts);
+  }
+
+  private once(place: typeof dueOn, delayMs: number, fn: () => void, opts: { unref?: boolean }): GridTimer {
     const ms = Math.max(0, delayMs);
     if (stepFor(ms, this.steps) === null) {
       const t = this.clock.setTimeout(fn, ms);
       if (opts.unref) t.unref();
       return { cancel: () => this.clock.clearTimeout(t) };
     }
-    return this.at(deadlineOn(this.clock.now(), ms, this.steps), fn, opts.unref !== true);
+    return this.at(place(this.clock.now(), ms, this.steps), fn, opts.unref !== true);
   }
 
   /**

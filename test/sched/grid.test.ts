@@ -46,6 +46,15 @@ class FakeClock implements GridClock {
   }
 }
 
+/** 2000 random (now, delay ≥ 1 s, its step) triples. */
+function forRandomTimers(check: (now: number, delay: number, step: number) => void): void {
+  for (let i = 0; i < 2000; i++) {
+    const now = Math.random() * 1e7;
+    const delay = 1000 + Math.random() * 200_000;
+    check(now, delay, stepFor(delay)!);
+  }
+}
+
 describe('where a timer lands', () => {
   it('takes the largest step not over the delay', () => {
     expect(stepFor(500)).toBeNull();
@@ -66,16 +75,13 @@ describe('where a timer lands', () => {
     expect(dueOn(7_000, 15_000)).toBe(15_000);
     expect(dueOn(7_000, 10_000)).toBe(15_000);
     expect(dueOn(100, 500)).toBe(600);
-    for (let i = 0; i < 2000; i++) {
-      const now = Math.random() * 1e7;
-      const delay = 1000 + Math.random() * 200_000;
+    forRandomTimers((now, delay, step) => {
       const due = dueOn(now, delay);
-      const step = stepFor(delay)!;
       expect(due).toBeGreaterThan(now);
       expect(due).toBeLessThanOrEqual(now + delay);
       expect(due).toBeGreaterThan(now + delay - step);
       expect(due % step).toBe(0);
-    }
+    });
   });
 });
 
@@ -84,30 +90,32 @@ describe('where a deadline lands', () => {
     expect(deadlineOn(15_000.5, 10_000)).toBe(30_000); // a 10 s nft watchdog set just after a 15 s poll: the next poll's point
     expect(deadlineOn(0, 10_000)).toBe(10_000);
     expect(deadlineOn(100, 300)).toBe(400);
-    for (let i = 0; i < 2000; i++) {
-      const now = Math.random() * 1e7;
-      const delay = 1000 + Math.random() * 200_000;
+    forRandomTimers((now, delay, step) => {
       const due = deadlineOn(now, delay);
-      const step = stepFor(delay)!;
       expect(due).toBeGreaterThanOrEqual(now + delay);
       expect(due).toBeLessThan(now + delay + step);
       expect(due % step).toBe(0);
-    }
+    });
   });
 
-  it('shares the wake-up of other work at its point, and cancelling it leaves that work alone', () => {
+  it('shares the wake-up of the next 15 s poll when set for 10 s just after one, and cancelling it leaves the poll alone', () => {
     const clock = new FakeClock();
     const g = new Grid(clock);
+    const pending: number[] = [];
     let polls = 0;
     g.interval(15_000, () => {
       polls++;
+      clock.t += 3; // the poll's own work before it asks nft
       const watchdog = g.deadline(10_000, () => {
         throw new Error('watchdog fired');
       });
+      pending.push(g.pendingWakeups); // the next poll's point and the watchdog's: one
       watchdog.cancel(); // nft answered
+      pending.push(g.pendingWakeups);
     });
     expect(clock.advance(150_000)).toBe(10);
     expect(polls).toBe(10);
+    expect(new Set(pending)).toEqual(new Set([1]));
   });
 });
 
