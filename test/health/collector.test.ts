@@ -6,9 +6,9 @@
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { HealthCollector, readSmall } from '../../src/health/collector.js';
+import { readSmall, type HealthCollector } from '../../src/health/collector.js';
+import { testCollector } from '../helpers/health.js';
 import { SelfMonitor } from '../../src/health/self.js';
 import { Grid } from '../../src/sched/grid.js';
 
@@ -22,17 +22,7 @@ async function put(rel: string, text: string): Promise<void> {
 }
 
 function collector(recordingPaths: string[]): HealthCollector {
-  return new HealthCollector({
-    deviceId: 'nvr-1',
-    recordingPaths,
-    interfaces: null,
-    smart: false,
-    smartIntervalSeconds: 3600,
-    daemon: () => ({ rssBytes: 1, heapUsedBytes: 1, uptimeSeconds: 1, eventLoop: { utilization: 0, delayP50Ms: null, delayP99Ms: null, delayMaxMs: null }, queue: { depth: 0, bytes: 0, maxBytes: 1, droppedEvents: 0, droppedHealth: 0 } }),
-    log: pino({ level: 'silent' }),
-    now: () => at,
-    root,
-  });
+  return testCollector({ recordingPaths, at, root });
 }
 
 beforeEach(async () => {

@@ -1,12 +1,11 @@
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { MQTT_SCHEMAS, type MqttSchemaName } from '../../src/telemetry/schemas.js';
 import { CONFIG_SCHEMA } from '../../src/config/schema.js';
 import { cmdResponse, eventPayload, provenancePayload, statusPayload } from '../../src/telemetry/payloads.js';
-import { HealthCollector } from '../../src/health/collector.js';
+import { testCollector } from '../helpers/health.js';
 import { EMPTY_PROVENANCE } from '../../src/daemon/provenance.js';
 
 const FILES: Array<[string, object]> = [
@@ -39,16 +38,7 @@ describe('published JSON Schemas', () => {
     check('event', eventPayload('nvr-1', '0f8fad5b-d9cb-469f-a165-70867728950e', 7, 'trust.rotation', { previousPolicySha256: null, policySha256: 'a'.repeat(64) }, at));
     check('cmdResponse', cmdResponse('nvr-1', 'health', at, 'abc', { ok: false, code: 'BAD_REQUEST', message: 'x' }));
     check('cmdResponse', cmdResponse('nvr-1', 'health', at, null, { ok: true, result: {} }));
-    const collector = new HealthCollector({
-      deviceId: 'nvr-1',
-      recordingPaths: ['/', '/definitely/not/there'],
-      interfaces: null,
-      smart: false,
-      smartIntervalSeconds: 3600,
-      daemon: () => ({ rssBytes: 1, heapUsedBytes: 1, uptimeSeconds: 1, eventLoop: { utilization: 0, delayP50Ms: null, delayP99Ms: null, delayMaxMs: null }, queue: { depth: 0, bytes: 0, maxBytes: 1, droppedEvents: 0, droppedHealth: 0 } }),
-      log: pino({ level: 'silent' }),
-      now: () => at,
-    });
+    const collector = testCollector({ recordingPaths: ['/', '/definitely/not/there'], at });
     const sample = await collector.sample();
     check('health', sample);
     // This machine's /proc is read directly; a missing recording path is reported, not hidden.
