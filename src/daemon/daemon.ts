@@ -42,11 +42,11 @@ export interface DaemonOptions {
 /**
  * Timers of the idle daemon (docs/daemon.md, "Idle cost": at idle, wake-ups
  * are most of its CPU). Every timer of 1 s or more is on the wake-up grid
- * (src/sched/grid.ts). The provenance poll and the status file ride on the
- * health sample's timer when the health interval is ≤ 30 s (the default);
- * the status file is also rewritten when the broker connection comes or
- * goes, and every 5 s only while a configured broker is not connected
- * (attempts, refusals and the queue change then).
+ * (src/sched/grid.ts), so the provenance poll and the health sample, both
+ * every 30 s by default, share their wake-ups. The status file is rewritten
+ * after each health sample, when the broker connection comes or goes, and
+ * every 5 s only while a configured broker is not connected (attempts,
+ * refusals and the queue change then).
  */
 const STATUS_UNCONNECTED_MS = 5_000;
 const PROVENANCE_POLL_MAX_S = 30;
@@ -157,18 +157,15 @@ export class Daemon {
     this.journal = new JournalEventSource(config.stateDir, queueDir, this.deviceId, (t, d, id) => this.publishEvent(t, d, id), log.child({ module: 'journal-events' }));
     await this.pollProvenance();
 
-    const pollSeconds = Math.min(PROVENANCE_POLL_MAX_S, config.health.intervalSeconds);
-    const onHealthTimer = pollSeconds === config.health.intervalSeconds;
-    const housekeeping = async () => {
-      await this.pollProvenance();
-      await this.writeStatus(false);
-    };
     this.health = new HealthService({
       intervalSeconds: config.health.intervalSeconds,
       collector,
-      publish: (s) => this.telemetry!.publishHealth(s),
+      publish: async (s) => {
+        const queued = await this.telemetry!.publishHealth(s);
+        void this.writeStatus(false); // its last health sample
+        return queued;
+      },
       log: log.child({ module: 'health' }),
-      afterTick: onHealthTimer ? housekeeping : undefined,
     });
     this.commands.register('health', () => this.health!.sampleNow());
     this.commands.register('provenance', async () => this.refreshProvenance(true));
@@ -196,7 +193,8 @@ export class Daemon {
     this.health.start(signal);
     this.spool = new SpoolReader(config.stateDir, (type, data, id) => this.telemetry!.publishEvent(type as EventType, data as never, id), log.child({ module: 'spool' }));
     await this.spool.start();
-    if (!onHealthTimer) this.pollTimer = grid.interval(pollSeconds * 1000, () => void housekeeping());
+    // At the default 30 s health interval this lands on the health sample's grid points: one wake-up for both.
+    this.pollTimer = grid.interval(Math.min(PROVENANCE_POLL_MAX_S, config.health.intervalSeconds) * 1000, () => void this.pollProvenance());
 
     await this.publishEvent('daemon.started', { version: this.o.version, bootId, queuedAtStart: this.queue.stats().depth });
     await this.writeStatus(true);
@@ -253,7 +251,7 @@ export class Daemon {
       } catch (err) {
         this.o.log.warn({ err }, 'install state not readable: polling it in full');
       }
-      const nowMs = Date.now();
+      const nowMs = this.now().getTime();
       if (key !== null && key === this.lastStateKey && nowMs - this.lastFullPollAt < PROVENANCE_FULL_POLL_MS) return Promise.resolve();
       this.lastFullPollAt = nowMs;
     }

@@ -9,12 +9,6 @@ export interface HealthServiceOptions {
   readonly collector: HealthCollector;
   readonly publish: (sample: HealthPayload) => Promise<unknown>;
   readonly log: Logger;
-  /**
-   * Runs after each periodic sample, in the same wake-up (the daemon's
-   * provenance poll and status file): work on the same cadence costs one
-   * timer instead of two.
-   */
-  readonly afterTick?: () => Promise<void>;
 }
 
 export class HealthService {
@@ -40,11 +34,6 @@ export class HealthService {
         await this.o.publish(sample);
       } catch (err) {
         this.o.log.error({ err }, 'health sample failed');
-      }
-      try {
-        await this.o.afterTick?.();
-      } catch (err) {
-        this.o.log.error({ err }, 'work after the health sample failed');
       } finally {
         this.running = null;
       }

@@ -1,7 +1,7 @@
 /**
- * The daemon's housekeeping without a poll of its own: the status file
- * follows the broker connection as it comes and goes, the install journal
- * becomes events on the health sample's timer, and the install state is
+ * The daemon's housekeeping: the status file follows the broker connection
+ * as it comes and goes (its 5 s timer runs only while unconnected), the
+ * install journal becomes events at the poll, and the install state is
  * re-read only when its files change (installStateKey).
  */
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
