@@ -66,7 +66,6 @@ import type {
   ArtifactWriter,
   JudgedVerifyContext,
   ManifestSummary,
-  SignerJudge,
   TrustRotationReport,
   VerifyContext,
   VerifyReport,
@@ -111,7 +110,6 @@ function stopWith(r: Rejection): never {
 
 class Verification {
   readonly #ctx: JudgedVerifyContext;
-  readonly #judge: SignerJudge;
   readonly #sink: ArtifactSink | undefined;
   readonly #layout = new BundleLayout();
   #consumer: Consumer | null = null;
@@ -134,7 +132,6 @@ class Verification {
 
   constructor(ctx: JudgedVerifyContext, sink: ArtifactSink | undefined) {
     this.#ctx = ctx;
-    this.#judge = ctx.judge;
     this.#sink = sink;
     this.#hardwareCheck = ctx.hardware === undefined ? 'skipped' : 'not-reached';
   }
@@ -302,7 +299,7 @@ class Verification {
     if (manifest === null || bytes === null) throw new Error('judging signers before the manifest');
     const ctx = this.#ctx;
     this.#signatures = this.#signatureEntries();
-    const judgement = await this.#judge.signers(bytes, this.#signatures, ctx.at);
+    const judgement = await this.#ctx.judge.signers(bytes, this.#signatures, ctx.at);
     this.#judgement = judgement;
     if (judgement.code !== null) return new Stop(judgement.code, judgement.reason ?? judgement.code);
     if (ctx.at.getTime() > Date.parse(manifest.expires)) {
@@ -358,7 +355,7 @@ class Verification {
 
   /** Trust rotation: the same signatures must also meet the NEW policy's threshold. */
   async #rotateTrust(artifact: ManifestArtifact, bytes: Buffer): Promise<void> {
-    const rotation = await this.#judge.rotation(bytes, this.#manifestBytes as Buffer, this.#signatures, this.#ctx.at);
+    const rotation = await this.#ctx.judge.rotation(bytes, this.#manifestBytes as Buffer, this.#signatures, this.#ctx.at);
     if (!rotation.ok) {
       this.#outcomes.set(artifact.name, 'THRESHOLD_NOT_MET');
       throw new Stop('THRESHOLD_NOT_MET', `trust artifact ${artifact.name} is not a valid trust policy, so its threshold cannot be met: ${rotation.invalid}`);
@@ -480,6 +477,6 @@ export async function verifyBundle(source: ByteSource, ctx: VerifyContext | Judg
  * fast path for `glassbox verify`. Long-running processes that must not
  * hold their thread for 16 MiB of reading pass readFileChunks to verifyBundle.
  */
-export async function verifyBundleFile(path: string, ctx: VerifyContext | JudgedVerifyContext, sink?: ArtifactSink): Promise<VerifyReport> {
-  return new Verification(checkContext(ctx), sink).run(readFileChunksInline(path));
+export async function verifyBundleFile(path: string, ctx: VerifyContext | JudgedVerifyContext): Promise<VerifyReport> {
+  return new Verification(checkContext(ctx), undefined).run(readFileChunksInline(path));
 }

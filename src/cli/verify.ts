@@ -107,12 +107,10 @@ export function register(program: Command, io: CliIO): void {
           let report: VerifyReport;
           try {
             report = bundle === '-' ? await verifyBundle(process.stdin, ctx) : await verifyBundleFile(bundle, ctx);
-          } catch (err) {
-            // The policy is read before the bundle: its fault comes first.
+          } finally {
+            // The policy is read before the bundle: its fault (a rejected `ready`) comes first.
             await judge.ready;
-            throw err;
           }
-          await judge.ready;
           io.out(flags.json ? JSON.stringify(verifyReportJson(report), null, 2) : describeVerifyReport(report, flags.hardware));
           return report.ok ? 0 : 1;
         } finally {

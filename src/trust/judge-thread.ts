@@ -29,7 +29,7 @@
 import { Worker } from 'node:worker_threads';
 import type { RotationJudgement, SignerJudge } from '../bundle/types.js';
 import { GlassboxError } from '../errors.js';
-import type { SignatureEntry, SignersJudgement } from './types.js';
+import type { SignersJudgement } from './types.js';
 
 /** workerData of the judge worker. */
 export interface JudgeStart {
@@ -125,17 +125,15 @@ export function startJudgeThread(policyBytes: Buffer): JudgeThread {
     worker.postMessage(make(id));
     return reply;
   };
-  const wire = (entries: readonly SignatureEntry[]): WireEntry[] => entries.map((e) => ({ index: e.index, signature: e.signature, chainPem: e.chainPem }));
-
   return {
     ready,
     async signers(manifestBytes, entries, at) {
-      const reply = await request((id) => ({ kind: 'signers', id, manifest: manifestBytes, entries: wire(entries), at: at.getTime() }));
+      const reply = await request((id) => ({ kind: 'signers', id, manifest: manifestBytes, entries, at: at.getTime() }));
       if (reply.kind !== 'signers') throw new Error(`judge thread: answered ${reply.kind} to signers`);
       return reply.judgement;
     },
     async rotation(policy, manifestBytes, entries, at) {
-      const reply = await request((id) => ({ kind: 'rotation', id, policy, manifest: manifestBytes, entries: wire(entries), at: at.getTime() }));
+      const reply = await request((id) => ({ kind: 'rotation', id, policy, manifest: manifestBytes, entries, at: at.getTime() }));
       if (reply.kind !== 'rotation') throw new Error(`judge thread: answered ${reply.kind} to rotation`);
       return reply.rotation;
     },

@@ -57,11 +57,6 @@ function countingSource(tar: Buffer, chunk: number): { source: AsyncIterable<Buf
 }
 
 /**
- * The in-thread judge, answering only after a timer: an in-memory source is
- * read to its end (or to the sink's first begin) before the answer comes.
- * Records how many bytes had been pulled when each answer came.
- */
-/**
  * A judge that answers 2 ms after being asked, or, with `readyAt`, once the source has been
  * pulled up to that byte (checked at every turn of the event loop; 5 s at most), so that a
  * test can place the answer in the stream whatever the machine's speed.
