@@ -136,7 +136,6 @@ async function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const mib = (b: number) => (b / MiB).toFixed(1);
 
-/** A device as in the field: sample release installed and committed, identity, broker with mutual TLS. */
 /** Names the sample release declares, and the addresses the bench's resolver gives them. */
 const BENCH_HOSTS: Readonly<Record<string, string>> = { 'broker.example.com': '192.0.2.10' };
 const BENCH_DNS_TTL = 300;
@@ -172,6 +171,7 @@ async function startResolver(dir: string): Promise<{ server: string; child: Chil
   return { server: `127.0.0.1:${port}`, child };
 }
 
+/** A device as in the field: sample release installed and committed, identity, broker with mutual TLS. */
 async function prepareDevice(dir: string, egress: boolean | 'auto', dnsServer: string | null): Promise<{ config: string; broker: EmbeddedBroker }> {
   const quiet = { out: () => undefined, err: () => undefined };
   const devDir = join(dir, 'dev');
@@ -272,7 +272,7 @@ async function main(): Promise<void> {
     const seenAtWarmup = [...received.values()].reduce((a, b) => a + b, 0);
     const startupTicks = await cpuTicks(pids.daemon);
     const tree0 = await treeCpuTicks(pids.daemon);
-    const t0 = { daemon: await cpuTicks(pids.daemon), tree: tree0.ticks, floor: await cpuTicks(pids.floor), at: performance.now() };
+    const t0 = { daemon: startupTicks, tree: tree0.ticks, floor: await cpuTicks(pids.floor), at: performance.now() };
     let maxRss = 0;
     let floorRss = 0;
     for (let s = 0; s < SECONDS; s++) {

@@ -75,8 +75,6 @@ export interface ConntrackReaderOptions {
    * the system default (~166 events); it must be scheduled promptly.
    */
   readonly realtimePriority?: number | null;
-  /** Rotation check interval (the reader also rotates as soon as it reads past segmentBytes). */
-  readonly checkMs?: number;
   readonly onEvent: (ev: ConntrackEvent) => void;
   readonly onOverrun: () => void;
   readonly onMalformed: (reason: string) => void;
@@ -101,6 +99,8 @@ const READ_BYTES = 256 * 1024;
 const POLL_MIN_MS = 20;
 const POLL_MAX_MS = 250;
 const IDLE_POLL_MS = 30_000;
+/** How often a pumping reader checks whether the segment being written is due for rotation (it also rotates as soon as it reads past segmentBytes). */
+const SIZE_CHECK_MS = 1000;
 const SEGMENT_RE = /^conntrack-\d{6,}\.events$/;
 
 export function conntrackArgv(command: readonly string[], bufferBytes: number): string[] {
@@ -482,11 +482,11 @@ export class ConntrackReader {
   /**
    * Rotates the writer's segment once it holds segmentBytes, also while the reader is still
    * behind in older segments (the pump rotates as soon as it reads past segmentBytes itself).
-   * Called from the pump at most every checkMs; an idle reader has nothing growing to check.
+   * Called from the pump at most every SIZE_CHECK_MS; an idle reader has nothing growing to check.
    */
   private checkSize(): void {
     const now = Date.now();
-    if (now - this.lastSizeCheck < (this.opts.checkMs ?? 1000)) return;
+    if (now - this.lastSizeCheck < SIZE_CHECK_MS) return;
     this.lastSizeCheck = now;
     const w = this.writer;
     if (w !== null && w.ready && !w.retiring && this.rotating === null && sizeOf(w.seg) >= this.segmentBytes) void this.rotate();
@@ -657,7 +657,7 @@ export class ConntrackReader {
     while (this.segments.length > this.maxSegments) {
       const seg = this.segments[0] as Segment;
       if (!seg.writerDone) return;
-      const size = await seg.fh.stat().then((s) => s.size, () => seg.offset);
+      const size = sizeOf(seg);
       this.segments.shift();
       this.droppedSegments++;
       this.opts.onDropped(Math.max(0, size - seg.offset));

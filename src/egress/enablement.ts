@@ -57,10 +57,10 @@ export interface EgressPrerequisites {
 }
 
 /** How long each tool read of the probe may take before it counts as failed. */
-export const PROBE_TIMEOUT_MS = 3_000;
+const PROBE_TIMEOUT_MS = 3_000;
 
 /** The reads that need CAP_NET_ADMIN and change nothing. */
-export const NET_ADMIN_READS = {
+const NET_ADMIN_READS = {
   nft: ['list', 'tables'],
   conntrack: ['-C'],
 } as const satisfies Record<'nft' | 'conntrack', readonly string[]>;
@@ -74,7 +74,7 @@ export interface EgressDecision {
 }
 
 /** CAP_NET_ADMIN is where it matters: with the daemon (its children inherit it), or with both tools. */
-export function netAdminAvailable(p: EgressPrerequisites): boolean {
+function netAdminAvailable(p: EgressPrerequisites): boolean {
   return p.netAdmin || (p.nftNetAdmin && p.conntrackNetAdmin);
 }
 

@@ -81,7 +81,7 @@ export function runBounded(argv: readonly string[], stdin: string | null, timeou
 }
 
 /** What one `list` in the session answered: its JSON line, or nft's error text. */
-export type SessionAnswer = { readonly ok: true; readonly json: string } | { readonly ok: false; readonly error: string };
+type SessionAnswer = { readonly ok: true; readonly json: string } | { readonly ok: false; readonly error: string };
 
 /**
  * One long-lived `nft -j -i`, asked one command at a time.
@@ -117,7 +117,8 @@ export class NftSession {
     out: Buffer[];
     outBytes: number;
     err: string;
-    sync: RegExp;
+    /** The sync command's echo on stderr; the request is complete once the caret line after it ends too. */
+    sync: string;
     done: (e: Error | null) => void;
   } | null = null;
 
@@ -163,7 +164,8 @@ export class NftSession {
       const p = this.pending;
       if (p === null || this.child !== child) return;
       p.err = (p.err + c).slice(-64 * 1024);
-      if (p.sync.test(p.err)) setImmediate(() => p.done(null));
+      const at = p.err.indexOf(p.sync);
+      if (at >= 0 && p.err.indexOf('\n', at + p.sync.length) >= 0) setImmediate(() => p.done(null));
     });
     child.on('error', (e) => {
       if (this.child === child) this.pending?.done(new NftError(`cannot run ${cmd}: ${e.message}`, { cause: e }));
@@ -205,7 +207,7 @@ export class NftSession {
         out: [],
         outBytes: 0,
         err: '',
-        sync: new RegExp(`list table inet ${token}\\n[^\\n]*\\n`),
+        sync: `list table inet ${token}\n`,
         done: (e) => {
           const p = this.pending;
           if (p === null) return;
