@@ -29,6 +29,9 @@ import {
   type BundleOptions,
   type BundleSigner,
   type TestBundle,
+  SIGNATURE_END,
+  firstArtifactOffset,
+  flipByte,
 } from '../helpers/bundle.js';
 
 let pki: TestPki;
@@ -39,7 +42,6 @@ beforeAll(async () => {
   next = await makeTestPki({ namespace: 'next', threshold: 2 });
 });
 
-const SIGNATURE_END = 5; // manifest + 2 pairs: index of the first artifact entry
 /** The codes decided at the judge point (bundle/verify.ts #judgeAll). */
 const JUDGE_POINT_CODES = new Set(['SIGNATURE_INVALID', 'SIGNER_UNTRUSTED', 'THRESHOLD_NOT_MET', 'MANIFEST_EXPIRED', 'HARDWARE_MISMATCH', 'ROLLBACK']);
 const LATER = new Date('2028-01-01T00:00:00Z');
@@ -104,11 +106,6 @@ async function both(tar: Buffer, over: Partial<VerifyContext> = {}, chunk = 4096
 
 const bundle = (opts: BundleOptions = {}): TestBundle => makeBundle(pki, opts);
 const edited = (edit: (e: BundleEntry[]) => BundleEntry[], opts: BundleOptions = {}): Buffer => tarEntries(edit([...bundle(opts).entries]));
-const flipByte = (data: Buffer, at: number): Buffer => {
-  const copy = Buffer.from(data);
-  copy[at] = copy[at]! ^ 0xff;
-  return copy;
-};
 const flipped = (e: BundleEntry[]): BundleEntry[] => e.map((x, i) => (i === SIGNATURE_END ? { path: x.path, data: flipByte(x.data, 5) } : x));
 const badSignature = (): BundleSigner[] => [{ ...pkiSigners(pki, [0])[0]!, signOver: Buffer.from('x') }, pkiSigners(pki, [1])[0]!];
 const withTrust = (policy: Buffer, signers: BundleSigner[]): Buffer =>
@@ -188,7 +185,7 @@ describe('a late judge gives the report of the in-thread judge', () => {
 describe('what waits for a late judge', () => {
   test('a failed judgement stops reading: at once in this thread, at the next chunk once a late judge answers', async () => {
     const b = bundle({ artifacts: defaultArtifacts(randomBytes(1024 * 1024)), signers: badSignature() });
-    const judgePoint = b.entries.slice(0, SIGNATURE_END).reduce((n, e) => n + file(e.path, e.data).length, 0);
+    const judgePoint = firstArtifactOffset(b);
     const local = countingSource(b.tar, 4096);
     expect((await verifyBundle(local.source, { trust: pki.anchors, at: pki.now, securityFloor: 0 })).code).toBe('SIGNATURE_INVALID');
     expect(local.pulled()).toBeLessThan(judgePoint + 3 * 4096);
@@ -257,7 +254,7 @@ describe('what waits for a late judge', () => {
       [pkiSigners(pki, [0, 1]), 'throws'],
     ] as const) {
       const b = bundle({ signers: [...signers] });
-      const into = b.entries.slice(0, SIGNATURE_END).reduce((n, e) => n + file(e.path, e.data).length, 0) + 512 + 1000;
+      const into = firstArtifactOffset(b) + 512 + 1000;
       for (const ctx of [
         { trust: pki.anchors, at: pki.now, securityFloor: 0 },
         { judge: lateJudge(pki.anchors, () => 0), at: pki.now, securityFloor: 0 },

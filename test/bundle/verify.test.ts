@@ -34,6 +34,9 @@ import {
   type BundleSigner,
   type TestArtifact,
   type TestBundle,
+  SIGNATURE_END,
+  firstArtifactOffset,
+  flipByte,
 } from '../helpers/bundle.js';
 
 let pki: TestPki;
@@ -62,18 +65,9 @@ function edited(edit: (entries: BundleEntry[]) => BundleEntry[], opts: BundleOpt
   return tarEntries(edit([...bundle(opts).entries]));
 }
 
-const SIGNATURE_END = 5; // manifest + 2 pairs: index of the first artifact entry
-
 /** A bundle cut `into` bytes after the start of the first artifact's data. */
 function cutInsideFirstArtifact(b: TestBundle, into: number): Buffer {
-  const before = b.entries.slice(0, SIGNATURE_END).reduce((n, e) => n + file(e.path, e.data).length, 0);
-  return b.tar.subarray(0, before + 512 + into);
-}
-
-function flipByte(data: Buffer, at: number): Buffer {
-  const copy = Buffer.from(data);
-  copy[at] = copy[at]! ^ 0xff;
-  return copy;
+  return b.tar.subarray(0, firstArtifactOffset(b) + 512 + into);
 }
 
 describe('a valid bundle', () => {

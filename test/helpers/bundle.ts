@@ -245,3 +245,18 @@ export function makeBundle(pki: TestPki, opts: BundleOptions = {}): TestBundle {
   ];
   return { manifest, manifestBytes, artifacts, entries, tar: tarEntries(entries) };
 }
+
+/** Index of the first artifact entry in a makeBundle bundle with two signers: manifest + 2 (.sig, .pem) pairs. */
+export const SIGNATURE_END = 5;
+
+/** Bytes of the tar before the first artifact's header: where the judge point lies. */
+export function firstArtifactOffset(b: TestBundle): number {
+  return b.entries.slice(0, SIGNATURE_END).reduce((n, e) => n + file(e.path, e.data).length, 0);
+}
+
+/** A copy of `data` with the byte at `at` inverted. */
+export function flipByte(data: Buffer, at: number): Buffer {
+  const copy = Buffer.from(data);
+  copy[at] = copy[at]! ^ 0xff;
+  return copy;
+}
